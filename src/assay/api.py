@@ -1,0 +1,252 @@
+"""The Disdat-shaped Python API: versioned bundles in named contexts.
+
+Functions take the context explicitly (``local_context``), as ``disdat.api`` does; the CLI's
+current context is separate state that ``switch`` changes and ``current_context`` reads.
+Not here yet (they come with remotes and pipelines): ``push``, ``pull``, ``remote``, ``apply``,
+``run``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from assay.bundle import Bundle, Lineage
+from assay.bundles import lineage as lineage_module
+from assay.bundles import maintenance, operations
+from assay.bundles.codeversion import code_version
+from assay.bundles.ingest import walk_directory
+from assay.bundles.presentation import FileTarget
+from assay.bundles.workspace import Workspace, open_workspace
+from assay.core.errors import ContextNotFound, PathNotFound
+from assay.core.names import check_context_name
+from assay.core.records import ContextInfo, GcReport, LineageNode, VerifyProblem
+
+__all__ = [
+    "Bundle",
+    "ContextInfo",
+    "GcReport",
+    "Lineage",
+    "LineageNode",
+    "VerifyProblem",
+    "add",
+    "cat",
+    "commit",
+    "context",
+    "current_context",
+    "delete_context",
+    "gc",
+    "get",
+    "lineage",
+    "lineage_prov",
+    "ls_contexts",
+    "rm",
+    "search",
+    "switch",
+    "verify",
+]
+
+
+def _workspace() -> Workspace:
+    return open_workspace()
+
+
+def _bundle(record: Any, workspace: Workspace) -> Bundle:
+    return Bundle._from_record(record, workspace)
+
+
+# -- contexts -------------------------------------------------------------------------------
+def context(context_name: str) -> int:
+    """Create a context. Returns 0 when created, 1 when it already existed (as Disdat)."""
+    return 0 if operations.create_context(_workspace(), context_name) else 1
+
+
+def current_context() -> str | None:
+    """The context the CLI works in (set by ``switch``), or None when none is set."""
+    path = _workspace().settings.current_context_file
+    try:
+        name = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return name or None
+
+
+def switch(context_name: str) -> None:
+    """Make ``context_name`` the current context (shared with the CLI)."""
+    workspace = _workspace()
+    check_context_name(context_name)
+    if context_name not in {c.name for c in operations.list_contexts(workspace)}:
+        raise ContextNotFound(
+            f"no context named {context_name!r}; create it with 'assay context create {context_name}'"
+        )
+    path = workspace.settings.current_context_file
+    temp = path.with_name(f".{path.name}.{os.getpid()}")
+    temp.write_text(context_name + "\n")
+    os.replace(temp, path)
+
+
+def ls_contexts() -> list[ContextInfo]:
+    """Every context with its bundle counts (and remote, once remotes exist)."""
+    return operations.list_contexts(_workspace())
+
+
+def delete_context(context_name: str, force: bool = False) -> None:
+    """Delete a context and its bundles; refuses while committed bundles are unpushed."""
+    workspace = _workspace()
+    operations.delete_context(workspace, context_name, force=force)
+    if current_context() == context_name:
+        workspace.settings.current_context_file.unlink(missing_ok=True)
+
+
+# -- making bundles -------------------------------------------------------------------------
+def add(
+    local_context: str,
+    bundle_name: str,
+    path: str | os.PathLike[str],
+    tags: Mapping[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Bundle:
+    """Make a bundle from a file (presents as one path) or a directory (a list of paths).
+
+    Files keep their names relative to the directory. When the newest version of
+    ``bundle_name`` already has exactly this content and these tags, it is returned and no new
+    version is made (re-adding unchanged data is a no-op).
+    """
+    source = Path(path).absolute()
+    if not source.exists():
+        raise PathNotFound(f"path does not exist: {source}")
+    data: Any
+    if source.is_dir():
+        data = [FileTarget(path, relative) for relative, path in walk_directory(source)]
+    else:
+        data = source
+    workspace = _workspace()
+    record = operations.create_bundle(
+        workspace,
+        local_context,
+        bundle_name,
+        data,
+        tags=tags,
+        code_version=code_version(),
+        reuse_identical=True,
+        progress=progress,
+    )
+    return _bundle(record, workspace)
+
+
+# -- finding and reading --------------------------------------------------------------------
+def get(
+    local_context: str,
+    bundle_name: str | None = None,
+    uuid: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> Bundle | None:
+    """The newest bundle named ``bundle_name`` (with ``tags``), or by ``uuid``; else None."""
+    workspace = _workspace()
+    record = operations.get(workspace, local_context, bundle_name, uuid, tags)
+    return _bundle(record, workspace) if record is not None else None
+
+
+def cat(local_context: str, bundle_name: str | None = None, uuid: str | None = None) -> Any:
+    """The data of the newest bundle named ``bundle_name`` (or ``uuid``), as it was saved."""
+    workspace = _workspace()
+    record = operations.require(workspace, local_context, bundle_name, uuid)
+    return operations.load_data(workspace, record)
+
+
+def search(
+    local_context: str,
+    search_name: str | None = None,
+    search_tags: Mapping[str, Any] | None = None,
+    is_committed: bool | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> list[Bundle]:
+    """Bundles matching every condition, newest first.
+
+    ``search_name`` may hold ``*`` and ``?`` wildcards; ``before``/``after`` take
+    ``YYYY-MM-DD[THH:MM:SS]`` or Disdat's ``MM-DD-YYYY[ HH:MM:SS]`` (local time) or a datetime.
+    """
+    workspace = _workspace()
+    records = operations.search(
+        workspace, local_context, search_name, search_tags, is_committed, before, after
+    )
+    return [_bundle(record, workspace) for record in records]
+
+
+def commit(
+    local_context: str,
+    bundle_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    uuid: str | None = None,
+) -> None:
+    """Commit the newest bundle named ``bundle_name`` (or ``uuid``): kept until removed."""
+    operations.commit(_workspace(), local_context, bundle_name, tags, uuid)
+
+
+def rm(
+    local_context: str,
+    bundle_name: str | None = None,
+    uuid: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    rm_all: bool = False,
+    rm_old_only: bool = False,
+    force: bool = False,
+) -> list[str]:
+    """Remove the newest version (default), all versions, or all but the newest.
+
+    Refuses when other bundles depend on a removed one, unless ``force``. Returns the removed
+    uuids. Their blobs are freed by ``gc``.
+    """
+    removed = operations.remove(
+        _workspace(), local_context, bundle_name, uuid, tags, rm_all, rm_old_only, force
+    )
+    return [record.uuid for record in removed]
+
+
+def lineage(
+    local_context: str,
+    uuid: str,
+    max_depth: int | None = None,
+    downstream: bool = False,
+) -> list[LineageNode]:
+    """Breadth-first lineage from bundle ``uuid`` (depth 0): upstream, or downstream."""
+    workspace = _workspace()
+    start = operations.resolve(workspace, local_context, uuid)
+    return lineage_module.walk(workspace, start, max_depth, downstream)
+
+
+def lineage_prov(
+    local_context: str,
+    uuid: str,
+    max_depth: int | None = None,
+    downstream: bool = False,
+) -> dict[str, Any]:
+    """The same walk as ``lineage``, as a W3C PROV-JSON document."""
+    return lineage_module.to_prov_json(lineage(local_context, uuid, max_depth, downstream))
+
+
+# -- integrity ------------------------------------------------------------------------------
+def verify(
+    local_context: str | None = None,
+    bundle_name: str | None = None,
+    uuid: str | None = None,
+) -> list[VerifyProblem]:
+    """Re-hash the blobs of one bundle (name or uuid), one context, or everything (no args)."""
+    workspace = _workspace()
+    if bundle_name is not None or uuid is not None:
+        if local_context is None:
+            raise ContextNotFound("give the context of the bundle to verify")
+        record = operations.require(workspace, local_context, bundle_name, uuid)
+        return maintenance.verify(workspace, [record.uuid])
+    if local_context is not None:
+        records = operations.search(workspace, local_context)
+        return maintenance.verify(workspace, [r.uuid for r in records])
+    return maintenance.verify(workspace, None)
+
+
+def gc(grace_seconds: float = maintenance.DEFAULT_GC_GRACE_SECONDS) -> GcReport:
+    """Remove blobs no bundle references (older than ``grace_seconds``) and stale temp files."""
+    return maintenance.gc(_workspace(), grace_seconds)

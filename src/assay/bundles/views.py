@@ -1,0 +1,81 @@
+"""Read-only views of a bundle's files under their original relative names.
+
+A view is ``$ASSAY_HOME/views/<uuid>/<path>``, made from verified blobs with the configured
+link types (reflink, then copy, by default: a write through the view cannot touch the store).
+A small record of each file's size and mtime lets later reads reuse the view, and re-make any
+file a user changed or removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from assay.bundles.workspace import Workspace
+from assay.catalog import queries
+from assay.core.records import BundleRecord, FileEntry
+
+_VIEW_RECORD = ".assay-view.json"
+
+
+def view_root(workspace: Workspace, uuid: str) -> Path:
+    return workspace.settings.views_root / uuid
+
+
+def _load_record(root: Path) -> dict[str, list[int]]:
+    try:
+        loaded = json.loads((root / _VIEW_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _still_valid(path: Path, recorded: list[int] | None) -> bool:
+    if recorded is None:
+        return False
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return False
+    return [stat.st_size, stat.st_mtime_ns] == recorded
+
+
+def materialize_files(
+    workspace: Workspace, files: list[FileEntry], root: Path, record: bool = True
+) -> Path:
+    """Make every file of ``files`` appear verified under ``root``; returns ``root``."""
+    existing = _load_record(root) if record else {}
+    written: dict[str, list[int]] = {}
+    changed = False
+    for entry in files:
+        target = root / entry.path
+        if _still_valid(target, existing.get(entry.path)):
+            written[entry.path] = existing[entry.path]
+            continue
+        workspace.store.materialize(entry.blob_hash, target, workspace.settings.link_types)
+        stat = os.stat(target)
+        written[entry.path] = [stat.st_size, stat.st_mtime_ns]
+        changed = True
+    if record and (changed or not (root / _VIEW_RECORD).exists()):
+        root.mkdir(parents=True, exist_ok=True)
+        temp = root / f"{_VIEW_RECORD}.{os.getpid()}.part"
+        temp.write_text(json.dumps(written))
+        os.replace(temp, root / _VIEW_RECORD)
+    return root
+
+
+def bundle_view(workspace: Workspace, record: BundleRecord) -> Path:
+    """The bundle's view, made or repaired as needed."""
+    with workspace.read() as conn:
+        files = queries.bundle_files_of(conn, record.uuid)
+    return materialize_files(workspace, files, view_root(workspace, record.uuid))
+
+
+def remove_view(workspace: Workspace, uuid: str) -> None:
+    root = view_root(workspace, uuid)
+    # Removing a read-only file needs only a writable directory, so no chmod (which, on a
+    # hard-linked view, would change the blob's own mode).
+    if root.exists():
+        shutil.rmtree(root)

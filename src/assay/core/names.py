@@ -1,0 +1,77 @@
+"""The naming rules for contexts, bundles, tag keys and labels, in one place."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from assay.core.errors import InvalidLabel, InvalidName, InvalidTag
+
+TAG_KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*(?<!_)$")
+LABEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*(?<!-)$")
+#: Contexts and bundle names: letters, digits, ``.``, ``_``, ``-``; no slash, no spaces.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_context_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise InvalidName(
+            f"invalid context name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (no slashes or spaces)"
+        )
+    return name
+
+
+def check_bundle_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise InvalidName(
+            f"invalid bundle name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (no slashes or spaces)"
+        )
+    return name
+
+
+def check_tag_key(key: str) -> str:
+    if not isinstance(key, str) or not TAG_KEY_PATTERN.match(key):
+        raise InvalidTag(
+            f"invalid tag key {key!r}: tag keys match ^[a-z0-9][a-z0-9_]*(?<!_)$ "
+            "(lower-case letters, digits and underscores, not ending in '_')"
+        )
+    return key
+
+
+def check_label(label: str) -> str:
+    if not isinstance(label, str) or not LABEL_PATTERN.match(label):
+        raise InvalidLabel(
+            f"invalid label {label!r}: labels match ^[a-z0-9][a-z0-9-]*(?<!-)$ "
+            "(lower-case letters, digits and hyphens, not ending in '-')"
+        )
+    return label
+
+
+def check_tags(tags: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate every key of ``tags``; returns a plain dict copy."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise InvalidTag(f"tags must be a mapping of key to value, not {type(tags).__name__}")
+    for key in tags:
+        check_tag_key(key)
+    return dict(tags)
+
+
+def check_labels(labels: Iterable[str] | None) -> set[str]:
+    if labels is None:
+        return set()
+    if isinstance(labels, str):
+        labels = labels.split()
+    return {check_label(label) for label in labels}
+
+
+def parse_tag_option(text: str) -> tuple[str, str]:
+    """Parse a command-line ``key=value`` tag."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise InvalidTag(f"invalid tag {text!r}: write tags as key=value")
+    return check_tag_key(key.strip()), value
