@@ -18,7 +18,6 @@ from assay.bundles import lineage as lineage_module
 from assay.bundles import maintenance, operations
 from assay.bundles.codeversion import code_version
 from assay.bundles.ingest import walk_directory
-from assay.bundles.presentation import FileTarget
 from assay.bundles.workspace import Workspace, open_workspace
 from assay.core.errors import ContextNotFound, PathNotFound
 from assay.core.names import check_context_name
@@ -117,17 +116,14 @@ def add(
     source = Path(path).absolute()
     if not source.exists():
         raise PathNotFound(f"path does not exist: {source}")
-    data: Any
-    if source.is_dir():
-        data = [FileTarget(path, relative) for relative, path in walk_directory(source)]
-    else:
-        data = source
+    files = list(walk_directory(str(source))) if source.is_dir() else None
     workspace = _workspace()
     record = operations.create_bundle(
         workspace,
         local_context,
         bundle_name,
-        data,
+        source,
+        files=files,
         tags=tags,
         code_version=code_version(),
         reuse_identical=True,

@@ -11,7 +11,7 @@ from assay.bundles.workspace import Workspace
 from assay.catalog import queries
 from assay.core.records import GcReport, VerifyProblem
 
-DEFAULT_GC_GRACE_SECONDS = 3600
+DEFAULT_GC_GRACE_SECONDS = 0.0
 
 
 def verify(
@@ -39,11 +39,17 @@ def verify(
 
 
 def gc(workspace: Workspace, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS) -> GcReport:
-    """Remove blobs no bundle references, stale temp files, and views of removed bundles.
+    """Remove blobs no bundle references, temp files of killed writes, and stale views.
 
-    Blobs and temp files younger than ``grace_seconds`` are kept: an add running right now
-    writes (or freshens) its blobs before its catalog rows exist.
+    It runs under the store's exclusive lock, so no add is between writing its blobs and
+    committing its rows. ``grace_seconds`` additionally keeps unreferenced blobs younger than
+    that (for a store folder shared by machines whose file locks do not reach each other).
     """
+    with workspace.store.collecting():
+        return _collect(workspace, grace_seconds)
+
+
+def _collect(workspace: Workspace, grace_seconds: float) -> GcReport:
     now = time.time()
     with workspace.read() as conn:
         referenced = queries.referenced_blobs(conn)
@@ -59,10 +65,9 @@ def gc(workspace: Workspace, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS) ->
         removed += 1
         freed += blob.size
     temps = 0
-    for path, mtime in workspace.store.iter_temp_files():
-        if now - mtime >= grace_seconds:
-            os.unlink(path)
-            temps += 1
+    for path, _mtime in workspace.store.iter_temp_files():
+        os.unlink(path)  # no writer holds the store lock: every temp file is left over
+        temps += 1
     views_removed = 0
     views_root = workspace.settings.views_root
     if views_root.exists():

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.bundles import presentation, views
-from assay.bundles.ingest import ProgressCallback, ingest, scan
+from assay.bundles.ingest import ProgressCallback, SourceFile, ingest, scan
 from assay.bundles.workspace import Workspace
 from assay.catalog import queries
 from assay.core.errors import (
@@ -111,11 +111,14 @@ def create_bundle(
     bundle_uuid: str | None = None,
     reuse_identical: bool = False,
     progress: ProgressCallback | None = None,
+    files: list[SourceFile] | None = None,
 ) -> BundleRecord:
     """Store ``data`` (and the files it names) as a new closed bundle.
 
-    With ``reuse_identical``, when the newest version of ``name`` already has the same content,
-    tags and dependencies, that version is returned and nothing new is made.
+    ``files`` (already scanned, e.g. a whole directory) replaces ``data``: the bundle then
+    presents as the list of those files. With ``reuse_identical``, when the newest version of
+    ``name`` already has the same content, tags and dependencies, that version is returned and
+    nothing new is made.
     """
     check_bundle_name(name)
     tag_values = {key: str(value) for key, value in check_tags(tags).items()}
@@ -131,14 +134,53 @@ def create_bundle(
             )
         return scratch_dir[0]
 
-    try:
-        encoded = presentation.encode(data, staging, scratch)
-        sources = scan(encoded.sources)
-        entries = ingest(workspace.store, workspace.stat_cache, sources, progress)
-    finally:
-        if scratch_dir:
-            shutil.rmtree(scratch_dir[0], ignore_errors=True)
-    content_hash = tree_hash(((e.path, e.blob_hash, e.size) for e in entries), encoded.document)
+    with workspace.store.writing():
+        try:
+            if files is not None:
+                document: Any = presentation.file_list(f.bundle_path for f in files)
+            else:
+                encoded = presentation.encode(data, staging, scratch)
+                document, files = encoded.document, scan(encoded.sources)
+            entries = ingest(workspace.store, workspace.stat_cache, files, progress)
+        finally:
+            if scratch_dir:
+                shutil.rmtree(scratch_dir[0], ignore_errors=True)
+        return _commit_new_bundle(
+            workspace,
+            context,
+            name,
+            document,
+            entries,
+            tags=tag_values,
+            dependencies=dependencies,
+            params=params,
+            processing_name=processing_name,
+            owner=owner,
+            start_time=start_time,
+            code_version=code_version,
+            bundle_uuid=bundle_uuid,
+            reuse_identical=reuse_identical,
+        )
+
+
+def _commit_new_bundle(
+    workspace: Workspace,
+    context: str,
+    name: str,
+    document: Any,
+    entries: list[FileEntry],
+    *,
+    tags: dict[str, str],
+    dependencies: Sequence[Dependency],
+    params: Mapping[str, Any] | None,
+    processing_name: str | None,
+    owner: str | None,
+    start_time: float | None,
+    code_version: dict[str, Any] | None,
+    bundle_uuid: str | None,
+    reuse_identical: bool,
+) -> BundleRecord:
+    content_hash = tree_hash(((e.path, e.blob_hash, e.size) for e in entries), document)
     now = time.time()
     record = BundleRecord(
         uuid=bundle_uuid or str(uuid_module.uuid4()),
@@ -149,15 +191,15 @@ def create_bundle(
         created=now,
         committed=False,
         content_hash=content_hash,
-        presentation=encoded.presentation,
-        data=encoded.document,
+        presentation=presentation.presentation_of(document),
+        data=document,
         params=dict(params or {}),
         code_version=code_version if code_version is not None else {},
         start_time=start_time if start_time is not None else now,
         stop_time=now,
         file_count=len(entries),
         total_size=sum(e.size for e in entries),
-        tags=tag_values,
+        tags=tags,
         dependencies=tuple(dependencies),
     )
     with workspace.write() as conn:

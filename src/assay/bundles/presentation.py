@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -183,6 +183,11 @@ def presentation_of(document: Any) -> str:
             return "dict"
         return {"float": "scalar"}.get(marker["kind"], marker["kind"])
     return "scalar"
+
+
+def file_list(bundle_paths: Iterable[str]) -> list[dict[str, Any]]:
+    """The document of a bundle that presents as a list of its files (e.g. an added folder)."""
+    return [{MARKER: {"kind": "file", "path": path}} for path in bundle_paths]
 
 
 def encode(data: Any, staging: Path | None, scratch: Callable[[], Path]) -> EncodedData:

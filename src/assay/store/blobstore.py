@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import shutil
-import time
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,8 @@ from assay.core.hashing import LARGE_FILE_BYTES, hash_bytes, hash_file
 _FICLONE = 0x40049409  # ioctl number of Linux's FICLONE (reflink a whole file)
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _READ_ONLY = 0o444
+TEMP_SUFFIX = ".part"
+_counter = itertools.count()
 
 ProgressCallback = Callable[[int], None]
 
@@ -69,9 +72,15 @@ class BlobStore:
     def has(self, blob_hash: str) -> bool:
         return self.path_for(blob_hash).exists()
 
-    def _temp_path(self) -> Path:
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        return self.tmp / f"{uuid.uuid4().hex}.part"
+    def _temp_path(self, blob_hash: str | None = None) -> Path:
+        """A unique temp name: next to the final place when the hash is known (same-directory
+        rename, and no extra directory), else under ``tmp/``."""
+        unique = f"{os.getpid()}-{threading.get_ident()}-{next(_counter)}"
+        if blob_hash is None:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            return self.tmp / f"{unique}{TEMP_SUFFIX}"
+        self._ensure_shard(blob_hash)
+        return self.objects / blob_hash[:2] / f".{blob_hash[2:12]}-{unique}{TEMP_SUFFIX}"
 
     def _ensure_shard(self, blob_hash: str) -> None:
         shard = blob_hash[:2]
@@ -79,55 +88,71 @@ class BlobStore:
             (self.objects / shard).mkdir(parents=True, exist_ok=True)
             self._made_dirs.add(shard)
 
-    def freshen(self, blob_hash: str) -> bool:
-        """Touch an existing blob so a concurrent ``gc`` (which has a grace period) keeps it."""
-        try:
-            os.utime(self.path_for(blob_hash))
-        except FileNotFoundError:
-            return False
-        return True
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Held (shared) by every add from its first blob to its catalog commit."""
+        with self._lock(fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Held (exclusive) by ``gc``: no add is between writing blobs and committing rows."""
+        with self._lock(fcntl.LOCK_EX):
+            yield
+
+    @contextlib.contextmanager
+    def _lock(self, mode: int) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "gc.lock", "a+") as handle:
+            fcntl.flock(handle, mode)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _publish(self, temp: Path, blob_hash: str) -> None:
         """Move a finished temp file into place; an existing blob wins (same content)."""
         self._ensure_shard(blob_hash)
-        target = self.path_for(blob_hash)
-        os.chmod(temp, _READ_ONLY)
         if self.fsync:
             fd = os.open(temp, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        os.replace(temp, target)
+        os.replace(temp, self.path_for(blob_hash))
 
     # -- writing ------------------------------------------------------------------------------
     def put_bytes(self, data: bytes) -> str:
         blob_hash = hash_bytes(data)
-        if self.freshen(blob_hash):
+        if self.has(blob_hash):
             return blob_hash
-        temp = self._temp_path()
+        temp = self._temp_path(blob_hash)
         try:
-            with open(temp, "wb") as handle:
-                handle.write(data)
+            # Created read-only: the descriptor may still write, nobody else can open for write.
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _READ_ONLY)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
             self._publish(temp, blob_hash)
         except OSError as exc:
             _remove_quietly(temp)
             raise storage_error(exc, "writing a blob") from None
         return blob_hash
 
-    def put_file(self, source: Path, known_hash: str | None = None) -> tuple[str, int]:
+    def put_file(self, source: Path, before: os.stat_result | None = None) -> tuple[str, int]:
         """Store the bytes of ``source``; returns ``(blob hash, size)``.
 
-        ``known_hash`` comes from the stat cache: when that blob is already stored, nothing is
-        read. Small files are read once, hashed and written; large files are copied by the
-        kernel while another thread hashes them, so hashing overlaps the write.
+        Small files are read once, hashed and written; large files are copied by the kernel
+        while another thread hashes them, so hashing overlaps the write.
         """
-        try:
-            before = os.stat(source)
-        except OSError as exc:
-            raise UnreadableFile(f"cannot read {source}: {exc.strerror}") from None
-        if known_hash is not None and self.freshen(known_hash):
-            return known_hash, before.st_size
+        if before is None:
+            try:
+                before = os.stat(source)
+            except OSError as exc:
+                raise UnreadableFile(f"cannot read {source}: {exc.strerror}") from None
         if before.st_size < LARGE_FILE_BYTES:
             data = _read_source(source)
             return self.put_bytes(data), len(data)
@@ -147,8 +172,8 @@ class BlobStore:
                 raise InvalidInput(f"{source} changed while it was being added; try again")
             if self.has(blob_hash):
                 _remove_quietly(temp)
-                self.freshen(blob_hash)
             else:
+                os.chmod(temp, _READ_ONLY)
                 self._publish(temp, blob_hash)
             return blob_hash
         except PermissionError as exc:
@@ -224,16 +249,24 @@ class BlobStore:
             if not shard.is_dir() or len(shard.name) != 2:
                 continue
             for entry in os.scandir(shard.path):
+                if entry.name.startswith("."):
+                    continue  # a temp file of a write in progress (or killed)
                 stat = entry.stat()
                 yield BlobInfo(
                     shard.name + entry.name, Path(entry.path), stat.st_size, stat.st_mtime
                 )
 
     def iter_temp_files(self) -> Iterator[tuple[Path, float]]:
-        if not self.tmp.exists():
-            return
-        for entry in os.scandir(self.tmp):
-            yield Path(entry.path), entry.stat().st_mtime
+        """Temp files left by writes in progress or killed: under ``tmp/`` and in shards."""
+        folders = [self.tmp]
+        if self.objects.exists():
+            folders.extend(Path(e.path) for e in os.scandir(self.objects) if e.is_dir())
+        for folder in folders:
+            if not folder.exists():
+                continue
+            for entry in os.scandir(folder):
+                if entry.name.endswith(TEMP_SUFFIX):
+                    yield Path(entry.path), entry.stat().st_mtime
 
     def remove(self, blob_hash: str) -> None:
         _remove_quietly(self.path_for(blob_hash))
@@ -272,7 +305,3 @@ def _read_source(source: Path) -> bytes:
 def _remove_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-def age_seconds(mtime: float) -> float:
-    return time.time() - mtime

@@ -1,0 +1,29 @@
+"""Catalog URIs (``assay://<context>/<name>[@<uuid>]``) as folders of verified files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assay.bundles import operations, views
+from assay.bundles.workspace import open_workspace
+from assay.core.errors import InvalidManifest
+from assay.core.manifest import parse_reference
+
+
+def materialize_uri(uri: str, dest: Path) -> Path:
+    """Copy the bundle's files (verified against their hashes) into ``dest``; returns it."""
+    reference = parse_reference(uri)
+    if reference.kind != "catalog" or reference.context is None or reference.name is None:
+        raise InvalidManifest(f"{uri!r} is not a catalog URI (assay://<context>/<name>[@<uuid>])")
+    workspace = open_workspace()
+    if reference.uuid is not None:
+        record = operations.require(workspace, reference.context, uuid=reference.uuid)
+        if record.name != reference.name:
+            raise InvalidManifest(
+                f"{uri}: bundle {reference.uuid} is named {record.name!r}, not {reference.name!r}"
+            )
+    else:
+        record = operations.require(workspace, reference.context, reference.name)
+    dest.mkdir(parents=True, exist_ok=True)
+    files = operations.files_of(workspace, record)
+    return views.materialize_files(workspace, files, dest, record=False)

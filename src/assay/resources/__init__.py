@@ -1,0 +1,22 @@
+"""Octue-shaped data resources: Datafile, Dataset, Manifest and FilterSet.
+
+The classes live in ``assay.core``; this face re-exports them under the names Octue users know
+(``from octue.resources import Datafile, Dataset, Manifest`` becomes
+``from assay.resources import ...``) and holds ``Manifest.download``'s transfer code.
+"""
+
+from assay.core.datafile import Datafile
+from assay.core.dataset import Dataset
+from assay.core.filterset import FilterSet
+from assay.core.manifest import Manifest, Reference, parse_reference
+from assay.resources.manifest_download import download_manifest
+
+__all__ = [
+    "Datafile",
+    "Dataset",
+    "FilterSet",
+    "Manifest",
+    "Reference",
+    "download_manifest",
+    "parse_reference",
+]

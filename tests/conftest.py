@@ -1,0 +1,101 @@
+"""Shared fixtures: an isolated ASSAY_HOME per test, on SQLite or on a real PostgreSQL server.
+
+``catalog`` is parametrised over both backends; a test that uses ``assay_home`` runs once per
+backend. PostgreSQL tests skip visibly when the server is absent, and fail instead under
+``ASSAY_REQUIRE_SERVICES=1`` (CI sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from assay.bundles.workspace import close_workspaces
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ASSAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_SERVICES = os.environ.get("ASSAY_REQUIRE_SERVICES") == "1"
+_CATALOG_TABLES = ("links", "tags", "bundle_files", "bundles", "contexts")
+
+
+def skip_or_fail(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (ASSAY_REQUIRE_SERVICES=1: a missing service is a failure)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server for this test session (or worker)."""
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT",
+                          connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure to connect means "no server here"
+        admin.dispose()
+        skip_or_fail(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc.__class__.__name__}")
+    name = f"assay_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        close_workspaces()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            exists = conn.execute(text("SELECT to_regclass('public.contexts')")).scalar()
+            if exists:
+                conn.execute(text("TRUNCATE " + ", ".join(_CATALOG_TABLES) + " CASCADE"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def catalog(request: pytest.FixtureRequest) -> str:
+    """The catalog URL for this run of the test: SQLite under ASSAY_HOME, or PostgreSQL."""
+    if request.param == "sqlite":
+        return "sqlite"
+    url: str = request.getfixturevalue("postgres_database")
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def assay_home(tmp_path: Path, catalog: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty ASSAY_HOME (and catalog) for one test; the environment points at it."""
+    home = tmp_path / "assay-home"
+    monkeypatch.setenv("ASSAY_HOME", str(home))
+    if catalog == "sqlite":
+        monkeypatch.delenv("ASSAY_CATALOG_URL", raising=False)
+    else:
+        monkeypatch.setenv("ASSAY_CATALOG_URL", catalog)
+    close_workspaces()
+    yield home
+    close_workspaces()
+
+
+@pytest.fixture
+def sqlite_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Like ``assay_home`` but SQLite only: for tests about the local folder itself."""
+    home = tmp_path / "assay-home"
+    monkeypatch.setenv("ASSAY_HOME", str(home))
+    monkeypatch.delenv("ASSAY_CATALOG_URL", raising=False)
+    close_workspaces()
+    yield home
+    close_workspaces()
