@@ -96,7 +96,9 @@ def _cached_hashes(cache: StatCache, files: list[SourceFile]) -> dict[str, str]:
     """bundle path -> cached blob hash, for files the stat cache still vouches for."""
     found: dict[str, str] = {}
     if len(files) >= _TREE_LOOKUP_MIN_FILES:
-        root = os.path.commonpath([f.source for f in files])
+        sources = [f.source for f in files]
+        # The smallest and largest paths share exactly the prefix all of them share.
+        root = os.path.commonpath([min(sources), max(sources)])
         if root != "/":
             entries = cache.lookup_tree(Path(root))
             for file in files:
@@ -126,9 +128,10 @@ def ingest(
     done = 0
     results: dict[str, FileEntry] = {}
     todo: list[SourceFile] = []
+    stored = store.existing(known.values())
     for file in files:
         blob_hash = known.get(file.bundle_path)
-        if blob_hash is not None and store.has(blob_hash):
+        if blob_hash is not None and blob_hash in stored:
             results[file.bundle_path] = FileEntry(file.bundle_path, blob_hash, file.stat.st_size)
             done += file.stat.st_size
         else:

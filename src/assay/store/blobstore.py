@@ -16,7 +16,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +61,7 @@ class BlobStore:
     def __init__(self, root: Path, fsync: bool = False) -> None:
         self.root = root
         self.objects = root / "objects"
+        self._objects = str(self.objects)
         self.tmp = root / "tmp"
         self.fsync = fsync
         self._made_dirs: set[str] = set()
@@ -70,7 +71,25 @@ class BlobStore:
         return self.objects / blob_hash[:2] / blob_hash[2:]
 
     def has(self, blob_hash: str) -> bool:
-        return self.path_for(blob_hash).exists()
+        return os.path.exists(f"{self._objects}/{blob_hash[:2]}/{blob_hash[2:]}")
+
+    def existing(self, blob_hashes: Iterable[str]) -> set[str]:
+        """Which of ``blob_hashes`` are stored: one directory listing per shard, not a stat
+        per blob, when there are many."""
+        wanted = set(blob_hashes)
+        if len(wanted) < 512:
+            return {h for h in wanted if self.has(h)}
+        by_shard: dict[str, list[str]] = {}
+        for blob_hash in wanted:
+            by_shard.setdefault(blob_hash[:2], []).append(blob_hash)
+        found: set[str] = set()
+        for shard, hashes in by_shard.items():
+            try:
+                names = {e.name for e in os.scandir(f"{self._objects}/{shard}")}
+            except FileNotFoundError:
+                continue
+            found.update(h for h in hashes if h[2:] in names)
+        return found
 
     def _temp_path(self, blob_hash: str | None = None) -> Path:
         """A unique temp name: next to the final place when the hash is known (same-directory
