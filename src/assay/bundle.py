@@ -29,7 +29,7 @@ from assay.bundles.codeversion import code_version
 from assay.bundles.presentation import FileTarget, safe_bundle_path
 from assay.bundles.workspace import Workspace, open_workspace
 from assay.core.errors import BundleClosed, InvalidInput
-from assay.core.names import check_bundle_name, check_context_name, check_tags
+from assay.core.names import bundle_tags, check_bundle_name, check_context_name
 from assay.core.records import BundleRecord, Dependency, FileEntry
 
 _UNSET = object()
@@ -175,7 +175,7 @@ class Bundle:
 
     def add_tags(self, tags: dict[str, Any]) -> Bundle:
         """Add or update tags: on an open bundle before it is stored, on a closed one in place."""
-        values = {key: str(value) for key, value in check_tags(tags).items()}
+        values = bundle_tags(tags)
         if self._record is not None:
             self._record = operations.add_tags(self.workspace, self._record.uuid, values)
         else:

@@ -30,7 +30,7 @@ from assay.core.errors import (
     UnpushedBundles,
 )
 from assay.core.hashing import tree_hash
-from assay.core.names import check_bundle_name, check_context_name, check_tags
+from assay.core.names import bundle_tags, check_bundle_name, check_context_name
 from assay.core.records import BundleRecord, ContextInfo, Dependency, FileEntry
 from assay.core.times import parse_when
 
@@ -121,7 +121,7 @@ def create_bundle(
     nothing new is made.
     """
     check_bundle_name(name)
-    tag_values = {key: str(value) for key, value in check_tags(tags).items()}
+    tag_values = bundle_tags(tags)
     with workspace.read() as conn:
         require_context(conn, context)
     scratch_dir: list[Path] = []
@@ -235,7 +235,7 @@ def _user() -> str:
 
 # -- finding bundles ------------------------------------------------------------------------
 def _tag_pairs(tags: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((key, str(value)) for key, value in check_tags(tags).items()))
+    return tuple(sorted(bundle_tags(tags).items()))
 
 
 def resolve(
@@ -387,7 +387,7 @@ def commit(
 
 
 def add_tags(workspace: Workspace, uuid: str, tags: Mapping[str, Any]) -> BundleRecord:
-    values = {key: str(value) for key, value in check_tags(tags).items()}
+    values = bundle_tags(tags)
     with workspace.write() as conn:
         if not queries.records_by_uuid(conn, [uuid]):
             raise BundleNotFound(f"no bundle with uuid {uuid!r}")

@@ -213,8 +213,14 @@ def decode(document: Any, view: Callable[[], Path]) -> Any:
         return tuple(decode(item, view) for item in marker["items"])
     if kind == "float":
         return float(marker["value"])
-    if kind in ("file", "directory"):
+    if kind == "file":
         return str(view() / marker["path"])
+    if kind == "directory":
+        # A view holds files only; an empty (or not yet made) directory is made here so the
+        # path handed back always exists.
+        directory = view() / marker["path"]
+        directory.mkdir(parents=True, exist_ok=True)
+        return str(directory)
     if kind == "dataframe":
         try:
             import pandas

@@ -61,6 +61,18 @@ def check_tags(tags: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(tags)
 
 
+def bundle_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    """Bundle tags as Disdat keeps them: valid keys, string values (numbers become text).
+
+    A NUL character is refused: PostgreSQL text cannot hold it, and both backends must agree.
+    """
+    values = {key: str(value) for key, value in check_tags(tags).items()}
+    for key, value in values.items():
+        if "\x00" in value:
+            raise InvalidTag(f"tag {key!r}: a tag value cannot contain a NUL character")
+    return values
+
+
 def check_labels(labels: Iterable[str] | None) -> set[str]:
     if labels is None:
         return set()
