@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
 from assay.catalog.migrations import HEAD_REVISION
 from assay.core.errors import CatalogUnavailable, InvalidInput
@@ -93,9 +93,19 @@ def create_catalog_engine(url: str) -> Engine:
         _migrate_if_needed(engine)
     except OperationalError as exc:
         engine.dispose()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise CatalogUnavailable(f"cannot reach the catalog at {masked(url)}: {reason}") from None
+        raise CatalogUnavailable(
+            f"cannot reach the catalog at {masked(url)}: {_first_line(exc)}"
+        ) from None
+    except DatabaseError as exc:  # e.g. a file that is not a SQLite database
+        engine.dispose()
+        raise CatalogUnavailable(
+            f"cannot use the catalog at {masked(url)}: {_first_line(exc)}"
+        ) from None
     return engine
+
+
+def _first_line(exc: DatabaseError) -> str:
+    return (str(exc.orig) if exc.orig else str(exc)).strip().splitlines()[0]
 
 
 def _current_revision(connection: Connection) -> str | None:

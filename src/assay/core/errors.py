@@ -6,6 +6,8 @@ Each class has a stable ``code`` (used by the HTTP API and ``--json`` output) an
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AssayError(Exception):
     """Base of every error Assay reports to a user."""
@@ -13,9 +15,11 @@ class AssayError(Exception):
     code = "assay_error"
     exit_code = 1
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        #: Extra machine-readable fields for ``--json`` and HTTP problem bodies.
+        self.details: dict[str, Any] = dict(details or {})
 
     def __str__(self) -> str:
         return self.message
@@ -26,6 +30,12 @@ class InvalidInput(AssayError):
 
     code = "invalid_input"
     exit_code = 2
+
+
+class NoCurrentContext(InvalidInput):
+    """A command was given no context and no current context is set."""
+
+    code = "no_current_context"
 
 
 class InvalidName(InvalidInput):
@@ -119,6 +129,12 @@ class BlobCorrupted(IntegrityError):
 
 class BlobMissing(IntegrityError):
     code = "blob_missing"
+
+
+class VerificationFailed(IntegrityError):
+    """``verify`` found missing or corrupted blobs; ``details`` lists them."""
+
+    code = "verification_failed"
 
 
 class Unavailable(AssayError):

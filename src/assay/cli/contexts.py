@@ -1,0 +1,97 @@
+"""``assay context create | ls | switch | rm``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from assay import api
+from assay.cli.output import Output, cell, iso_time, local_time, table
+from assay.cli.session import JsonOption
+from assay.core.errors import ContextExists
+from assay.core.records import ContextInfo
+
+context_app = typer.Typer(
+    name="context",
+    help="Create, list, switch and remove contexts (named collections of bundles).",
+    no_args_is_help=True,
+)
+
+ContextName = Annotated[
+    str, typer.Argument(metavar="NAME", help="The context's name.", show_default=False)
+]
+
+
+@context_app.command("create")
+def create(ctx: typer.Context, name: ContextName, json_output: JsonOption = False) -> None:
+    """Create a context."""
+    out = Output.of(ctx)
+    if api.context(name) != 0:
+        raise ContextExists(f"context {name!r} already exists")
+    out.emit(
+        {"context": name, "created": True},
+        f"created context {name!r} (make it current with 'assay context switch {name}')",
+    )
+
+
+def _context_dict(info: ContextInfo, current: str | None) -> dict[str, object]:
+    return {
+        "name": info.name,
+        "current": info.name == current,
+        "created": iso_time(info.created),
+        "bundles": info.bundle_count,
+        "committed": info.committed_count,
+        "remote": info.remote,
+    }
+
+
+@context_app.command("ls")
+def ls(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """List contexts with their bundle counts; '*' marks the current one."""
+    out = Output.of(ctx)
+    contexts = api.ls_contexts()
+    current = api.current_context()
+
+    def render(console: Console) -> None:
+        if not contexts:
+            console.print("no contexts yet: create one with 'assay context create NAME'")
+            return
+        result = table(" ", "name", "bundles", "committed", "created", "remote")
+        for info in contexts:
+            result.add_row(
+                cell("*" if info.name == current else ""),
+                cell(info.name),
+                cell(info.bundle_count),
+                cell(info.committed_count),
+                cell(local_time(info.created)),
+                cell(info.remote or ""),
+            )
+        console.print(result)
+
+    out.emit([_context_dict(info, current) for info in contexts], render)
+
+
+@context_app.command("switch")
+def switch(ctx: typer.Context, name: ContextName, json_output: JsonOption = False) -> None:
+    """Make a context the current one for later commands."""
+    out = Output.of(ctx)
+    api.switch(name)
+    out.emit({"current_context": name}, f"switched to context {name!r}")
+
+
+@context_app.command("rm")
+def rm(
+    ctx: typer.Context,
+    name: ContextName,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Delete even when it holds committed (unpushed) bundles."),
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete a context and its bundles (blobs are freed by 'assay gc')."""
+    out = Output.of(ctx)
+    api.delete_context(name, force=force)
+    out.emit({"deleted": name}, f"deleted context {name!r}")

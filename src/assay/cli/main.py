@@ -1,0 +1,156 @@
+"""The ``assay`` application: commands, global options, and turning errors into exit codes.
+
+| exit code | meaning |
+|---|---|
+| 0 | success |
+| 1 | other Assay error |
+| 2 | bad input (``InvalidInput``: names, tags, paths, dates) or a command-line usage error |
+| 3 | not found (context, bundle) |
+| 4 | conflict (exists already, ambiguous uuid prefix, dependents, unpushed bundles) |
+| 5 | integrity (missing or corrupted blobs) |
+| 6 | unavailable (catalog or storage cannot be reached or used) |
+| 7 | a missing optional extra |
+| 70 | internal error (a bug: please report it; ``ASSAY_DEBUG=1`` shows the traceback) |
+| 130 | interrupted |
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Annotated, Any
+
+import typer
+from typer._click import Context as ClickContext  # the Context type TyperGroup.invoke takes
+from typer.core import TyperGroup
+
+from assay.cli import browse, bundles, integrity, lineage
+from assay.cli.contexts import context_app
+from assay.cli.output import report_error
+from assay.cli.session import JsonOption, Session, session
+from assay.core.errors import AssayError
+
+INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE
+INTERRUPTED_EXIT = 130
+
+
+def _json_mode(ctx: ClickContext) -> bool:
+    obj = ctx.find_root().obj
+    return isinstance(obj, Session) and obj.json
+
+
+class AssayGroup(TyperGroup):
+    """The root group: every error from any command ends here as one line and an exit code."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
+            raise  # Typer's own exits and usage errors (exit 2) keep Typer's handling
+        except AssayError as err:
+            report_error(err.message, err.code, _json_mode(ctx), err.details)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            report_error("interrupted", "interrupted", _json_mode(ctx))
+            raise typer.Exit(INTERRUPTED_EXIT) from None
+        except Exception as exc:
+            report_internal_error(exc, _json_mode(ctx))
+            raise typer.Exit(INTERNAL_ERROR_EXIT) from None
+
+
+def report_internal_error(exc: BaseException, as_json: bool) -> None:
+    if os.environ.get("ASSAY_DEBUG") == "1":
+        traceback.print_exception(exc, file=sys.stderr)
+        hint = ""
+    else:
+        hint = " (set ASSAY_DEBUG=1 to see the traceback)"
+    report_error(
+        f"{type(exc).__name__}: {exc}{hint}", "internal_error", as_json, prefix="internal error"
+    )
+
+
+def _version() -> str:
+    try:
+        return metadata.version("assay")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"assay {_version()}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    name="assay",
+    cls=AssayGroup,
+    help="Assay: versioned, content-addressed bundles of data in named contexts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version_callback, help="Show the version."
+        ),
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    session(ctx)
+
+
+app.add_typer(context_app, name="context")
+app.command("add")(bundles.add)
+app.command("ls")(browse.ls)
+app.command("cat")(browse.cat)
+app.command("show")(browse.show)
+app.command("commit")(bundles.commit)
+app.command("rm")(bundles.rm)
+app.command("search")(browse.search)
+app.command("lineage")(lineage.lineage)
+app.command("verify")(integrity.verify)
+app.command("gc")(integrity.gc)
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    sys.stderr.write(f"{code}\n")
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console-script entry point; returns the process exit code."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="assay",
+            standalone_mode=True,
+        )
+    except SystemExit as exc:
+        return _exit_code(exc.code)
+    except AssayError as err:  # raised outside a command (should not happen): same contract
+        report_error(err.message, err.code, False)
+        return err.exit_code
+    except Exception as exc:
+        report_internal_error(exc, False)
+        return INTERNAL_ERROR_EXIT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

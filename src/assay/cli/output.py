@@ -1,0 +1,240 @@
+"""Rendering for the command line: JSON documents, Rich tables, times, sizes and errors.
+
+Human output goes through a Rich console on stdout (no colour or markup taken from data: every
+cell from the catalog is a ``Text``). Machine output is exactly one JSON document on stdout.
+Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+from rich import box
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from assay.cli.session import session
+from assay.core.records import BundleRecord, FileEntry
+
+#: Width used when stdout is not a terminal (pipes, files, tests), unless COLUMNS says otherwise.
+PLAIN_WIDTH = 100
+
+
+# -- plain values ---------------------------------------------------------------------------
+def local_time(seconds: float | None) -> str:
+    """Epoch seconds as local ``YYYY-MM-DD HH:MM:SS`` (what a person reads)."""
+    if seconds is None:
+        return ""
+    return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_time(seconds: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 in UTC (what a program reads)."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def short(uuid: str | None, length: int = 8) -> str:
+    return uuid[:length] if uuid else ""
+
+
+def tags_text(tags: Mapping[str, str], separator: str = ", ") -> str:
+    return separator.join(f"{key}={value}" for key, value in sorted(tags.items()))
+
+
+def bundle_ref(record: BundleRecord) -> str:
+    return f"{record.name}@{short(record.uuid)}"
+
+
+# -- JSON -----------------------------------------------------------------------------------
+def _json_default(value: Any) -> Any:
+    cls = type(value)
+    if cls.__name__ == "DataFrame" and cls.__module__.startswith("pandas"):
+        return json.loads(value.to_json(orient="records", date_format="iso"))
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if hasattr(value, "item") and cls.__module__ == "numpy":
+        return value.item()
+    return str(value)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=_json_default, ensure_ascii=False)
+
+
+def write_json(value: Any) -> None:
+    sys.stdout.write(to_json(value) + "\n")
+    sys.stdout.flush()
+
+
+def bundle_dict(record: BundleRecord, files: Sequence[FileEntry] | None = None) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "uuid": record.uuid,
+        "context": record.context,
+        "name": record.name,
+        "processing_name": record.processing_name,
+        "owner": record.owner,
+        "created": iso_time(record.created),
+        "committed": record.committed,
+        "content_hash": record.content_hash,
+        "presentation": record.presentation,
+        "file_count": record.file_count,
+        "total_size": record.total_size,
+        "tags": dict(record.tags),
+        "params": dict(record.params),
+        "code_version": dict(record.code_version),
+        "start_time": iso_time(record.start_time),
+        "stop_time": iso_time(record.stop_time),
+        "dependencies": [
+            {"uuid": d.uuid, "kind": d.kind, "arg_name": d.arg_name} for d in record.dependencies
+        ],
+    }
+    if files is not None:
+        document["files"] = [
+            {"path": f.path, "size": f.size, "blob_hash": f.blob_hash} for f in files
+        ]
+    return document
+
+
+# -- Rich -----------------------------------------------------------------------------------
+def make_console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    is_terminal = stream.isatty()
+    width = None if is_terminal else _plain_width()
+    return Console(file=stream, highlight=False, width=width, soft_wrap=False)
+
+
+def _plain_width() -> int:
+    try:
+        return max(40, int(os.environ.get("COLUMNS", "")))
+    except ValueError:
+        return PLAIN_WIDTH
+
+
+def cell(value: Any) -> Text:
+    """A table cell that shows ``value`` literally (no Rich markup from user data)."""
+    return Text("" if value is None else str(value))
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    result = Table(
+        *columns,
+        title=title,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        header_style="bold",
+        title_justify="left",
+    )
+    return result
+
+
+def key_value_table(rows: Iterable[tuple[str, Any]]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(key, value if isinstance(value, Text) else cell(value))
+    return grid
+
+
+def bundles_table(records: Sequence[BundleRecord], title: str | None = None) -> Table:
+    """The listing used by ``ls`` and ``search``: one row per bundle version."""
+    result = table(title=title)
+    result.add_column("name", overflow="fold", min_width=6, ratio=2)
+    result.add_column("uuid", no_wrap=True)
+    result.add_column("created", no_wrap=True)
+    result.add_column("committed", no_wrap=True)
+    result.add_column("presentation", no_wrap=True)
+    result.add_column("files", justify="right", no_wrap=True)
+    result.add_column("size", justify="right", no_wrap=True)
+    result.add_column("tags", overflow="fold", ratio=3)
+    for record in records:
+        result.add_row(
+            cell(record.name),
+            cell(short(record.uuid)),
+            cell(local_time(record.created)),
+            cell("yes" if record.committed else "no"),
+            cell(record.presentation),
+            cell(record.file_count),
+            cell(human_size(record.total_size)),
+            cell(tags_text(record.tags, separator="\n")),
+        )
+    return result
+
+
+# -- one command's output -------------------------------------------------------------------
+@dataclass
+class Output:
+    """Where one command writes: JSON or Rich, chosen by ``--json``."""
+
+    json: bool
+    _console: Console | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, ctx: typer.Context) -> Output:
+        return cls(json=session(ctx).json)
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            self._console = make_console()
+        return self._console
+
+    def emit(
+        self,
+        payload: Any,
+        human: RenderableType | Callable[[Console], None] | None = None,
+    ) -> None:
+        """``payload`` as JSON under ``--json``; otherwise ``human`` (a renderable, a text
+        shown literally, or a function that prints to the console)."""
+        if self.json:
+            write_json(payload)
+        elif callable(human):
+            human(self.console)
+        elif isinstance(human, str):
+            self.console.print(Text(human))
+        elif human is not None:
+            self.console.print(human)
+
+
+# -- errors ---------------------------------------------------------------------------------
+def one_line(message: str) -> str:
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+def report_error(
+    message: str,
+    code: str,
+    as_json: bool,
+    details: Mapping[str, Any] | None = None,
+    prefix: str = "error",
+) -> None:
+    """``<prefix>: <message>`` on one stderr line; with ``--json`` also a JSON error on stdout."""
+    text = one_line(message)
+    if as_json:
+        write_json({"error": {"code": code, "message": text, **(details or {})}})
+    sys.stderr.write(f"{prefix}: {text}\n")
+    sys.stderr.flush()

@@ -1,0 +1,90 @@
+"""What every command shares: the per-invocation session, common options, context and tags.
+
+The session lives on the root Click context (``ctx.obj``), so ``--json`` given before the
+command (``assay --json ls``) or after it (``assay ls --json``) is seen by the command and by
+the error handler alike. ``--json`` is eager: it is recorded before any other option is read,
+so even an error found while reading options is reported as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from assay import api
+from assay.core.errors import NoCurrentContext
+from assay.core.names import parse_tag_option
+
+
+@dataclass
+class Session:
+    json: bool = False
+
+
+def session(ctx: typer.Context) -> Session:
+    root = ctx.find_root()
+    if not isinstance(root.obj, Session):
+        root.obj = Session()
+    return root.obj
+
+
+def _json_callback(ctx: typer.Context, value: bool) -> bool:
+    if value:
+        session(ctx).json = True
+    return value
+
+
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Machine-readable output: one JSON document on stdout, nothing else.",
+        is_eager=True,
+        callback=_json_callback,
+    ),
+]
+
+ContextOption = Annotated[
+    str | None,
+    typer.Option(
+        "--context",
+        "-c",
+        metavar="NAME",
+        help="Context to work in (default: the current context, see 'assay context switch').",
+        show_default=False,
+    ),
+]
+
+TagOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tag",
+        "-t",
+        help="A tag as key=value; repeat for several.",
+        metavar="KEY=VALUE",
+        show_default=False,
+    ),
+]
+
+
+def require_context(name: str | None) -> str:
+    """``name`` when given, else the current context; a clear error when there is neither."""
+    if name is not None:
+        return name
+    current = api.current_context()
+    if current is None:
+        raise NoCurrentContext(
+            "no current context: run 'assay context switch NAME' or pass --context NAME"
+        )
+    return current
+
+
+def parse_tags(options: list[str] | None) -> dict[str, str]:
+    """``--tag key=value`` options as a dict (a repeated key keeps its last value)."""
+    tags: dict[str, str] = {}
+    for text in options or []:
+        key, value = parse_tag_option(text)
+        tags[key] = value
+    return tags
