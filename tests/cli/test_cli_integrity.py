@@ -52,7 +52,7 @@ def test_verify_reports_a_corrupted_blob(lab: Path, make_file) -> None:
     run = invoke("verify", "--all", "--json")
     expect_error(run, 5)
     error = run.json()["error"]
-    assert error["code"] == "integrity_error"
+    assert error["code"] == "verification_failed"
     assert error["files_verified"] == 2
     [problem] = error["problems"]
     assert problem["bundle_uuid"] == uuid
