@@ -25,7 +25,7 @@ def test_ls_newest_per_name(lab_any: Path, make_file) -> None:
     listing = ok("ls").stdout
     lines = listing.splitlines()
     assert lines[0].split() == [
-        "name", "uuid", "created", "committed", "presentation", "files", "size", "tags",
+        "name", "uuid", "created", "commit", "type", "files", "size", "tags",
     ]  # fmt: skip
     rows = [line.split() for line in lines[2:]]
     assert [row[0] for row in rows] == ["other", "raw"]

@@ -163,19 +163,20 @@ def key_value_table(rows: Iterable[tuple[str, Any]]) -> Table:
 def bundles_table(records: Sequence[BundleRecord], title: str | None = None) -> Table:
     """The listing used by ``ls`` and ``search``: one row per bundle version."""
     result = table(title=title)
-    result.add_column("name", overflow="fold", min_width=6, ratio=2)
+    longest_name = max((len(record.name) for record in records), default=4)
+    result.add_column("name", overflow="fold", min_width=min(24, max(4, longest_name)))
     result.add_column("uuid", no_wrap=True)
     result.add_column("created", no_wrap=True)
-    result.add_column("committed", no_wrap=True)
-    result.add_column("presentation", no_wrap=True)
+    result.add_column("commit", no_wrap=True)
+    result.add_column("type", no_wrap=True)
     result.add_column("files", justify="right", no_wrap=True)
     result.add_column("size", justify="right", no_wrap=True)
-    result.add_column("tags", overflow="fold", ratio=3)
+    result.add_column("tags", overflow="fold", min_width=18)
     for record in records:
         result.add_row(
             cell(record.name),
             cell(short(record.uuid)),
-            cell(local_time(record.created)),
+            cell(local_time(record.created)[:16]),  # to the minute: `show` has seconds
             cell("yes" if record.committed else "no"),
             cell(record.presentation),
             cell(record.file_count),
