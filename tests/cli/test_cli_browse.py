@@ -32,7 +32,7 @@ def test_ls_newest_per_name(lab_any: Path, make_file) -> None:
     raw_row = rows[1]
     assert raw_row[1] == newest["uuid"][:8]
     created = operations.versions(open_workspace(), "lab", "raw")[0].created
-    local = datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M:%S")
+    local = datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M")
     assert " ".join(raw_row[2:4]) == local
     assert raw_row[4:] == ["no", "file", "1", "1", "B", "stage=two"]
     assert all(len(line) <= 100 for line in lines)
