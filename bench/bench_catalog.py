@@ -69,7 +69,9 @@ def seed(url: str, count: int) -> None:
                         "total_size": 0,
                     }
                 )
-                tag_rows.append({"bundle_uuid": bundle_uuid, "key": "batch", "value": str(i % BATCHES)})
+                tag_rows.append(
+                    {"bundle_uuid": bundle_uuid, "key": "batch", "value": str(i % BATCHES)}
+                )
                 tag_rows.append({"bundle_uuid": bundle_uuid, "key": "kind", "value": str(i % 10)})
             conn.execute(insert(bundles), rows)
             conn.execute(insert(tags), tag_rows)

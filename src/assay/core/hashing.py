@@ -26,12 +26,14 @@ def hash_bytes(data: bytes | bytearray | memoryview) -> str:
     return blake3.blake3(data).hexdigest()
 
 
-def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
-    """The BLAKE3 hex digest of a file's bytes; large files use memory mapping and threads."""
+def hash_file(path: str | os.PathLike[str], size: int | None = None, threads: bool = True) -> str:
+    """The BLAKE3 hex digest of a file's bytes; large files are memory-mapped and, unless
+    ``threads`` is False (another thread is busy copying the same file), hashed by several
+    threads."""
     if size is None:
         size = os.stat(path).st_size
     if size >= LARGE_FILE_BYTES:
-        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO if threads else 1)
         hasher.update_mmap(os.fspath(path))
         return hasher.hexdigest()
     with open(path, "rb") as handle:

@@ -181,7 +181,8 @@ class BlobStore:
         temp = self._temp_path()
         try:
             with ThreadPoolExecutor(max_workers=1) as pool:
-                hashing = pool.submit(hash_file, source, before.st_size)
+                # One hashing thread: the copy is the bottleneck and needs the other core.
+                hashing = pool.submit(hash_file, source, before.st_size, False)
                 try:
                     shutil.copyfile(source, temp)
                 finally:
