@@ -22,7 +22,16 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "ASSAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_SERVICES = os.environ.get("ASSAY_REQUIRE_SERVICES") == "1"
-_CATALOG_TABLES = ("links", "tags", "bundle_files", "bundles", "contexts")
+_CATALOG_TABLES = (
+    "question_events",
+    "questions",
+    "remote_bundles",
+    "links",
+    "tags",
+    "bundle_files",
+    "bundles",
+    "contexts",
+)
 
 
 def skip_or_fail(reason: str) -> None:

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from assay.bundles import operations
+from assay.bundles import staging as staging_folders
 from assay.bundles.codeversion import code_version
 from assay.bundles.presentation import FileTarget, safe_bundle_path
 from assay.bundles.workspace import Workspace, open_workspace
@@ -69,6 +70,7 @@ class Bundle:
         self._dependencies: list[Dependency] = []
         self._record: BundleRecord | None = None
         self._staging: Path | None = None
+        self._staging_fd: int | None = None
         self._start: float | None = None
         self._workspace: Workspace | None = None
 
@@ -103,8 +105,9 @@ class Bundle:
         if self._staging is None:
             with self.workspace.read() as conn:
                 operations.require_context(conn, self.local_context)
-            self._staging = self.workspace.settings.home / "staging" / self._uuid
-            self._staging.mkdir(parents=True, exist_ok=True)
+            staging = self.workspace.settings.home / "staging" / self._uuid
+            self._staging_fd = staging_folders.claim(staging)
+            self._staging = staging
             self._start = time.time()
         return self
 
@@ -140,9 +143,10 @@ class Bundle:
         self._discard_staging()
 
     def _discard_staging(self) -> None:
-        if self._staging is not None:
-            shutil.rmtree(self._staging, ignore_errors=True)
-            self._staging = None
+        if self._staging is not None and self._staging_fd is not None:
+            staging_folders.release(self._staging_fd, self._staging)
+        self._staging = None
+        self._staging_fd = None
 
     def __enter__(self) -> Bundle:
         return self.open()

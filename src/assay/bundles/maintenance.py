@@ -7,6 +7,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 
+from assay.bundles import staging as staging_folders
 from assay.bundles.workspace import Workspace
 from assay.catalog import queries
 from assay.core.records import GcReport, VerifyProblem
@@ -75,4 +76,5 @@ def _collect(workspace: Workspace, grace_seconds: float) -> GcReport:
             if entry.name not in live_uuids:
                 shutil.rmtree(entry.path)
                 views_removed += 1
-    return GcReport(removed, freed, temps, views_removed, kept)
+    staging_removed = staging_folders.sweep(workspace.settings.home / "staging")
+    return GcReport(removed, freed, temps, views_removed, kept, staging_removed)

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
+
 from assay.bundles import presentation, views
 from assay.bundles.ingest import ProgressCallback, SourceFile, ingest, scan
 from assay.bundles.workspace import Workspace
@@ -41,10 +43,15 @@ _MIN_UUID_PREFIX = 4
 def create_context(workspace: Workspace, name: str) -> bool:
     """Create context ``name``; False when it already exists."""
     check_context_name(name)
-    with workspace.write() as conn:
-        if queries.context_id(conn, name) is not None:
-            return False
-        queries.insert_context(conn, name, time.time())
+    try:
+        with workspace.write() as conn:
+            if queries.context_id(conn, name) is not None:
+                return False
+            queries.insert_context(conn, name, time.time())
+    except sqlalchemy.exc.IntegrityError:
+        # Another process created it between our check and our insert (PostgreSQL's READ
+        # COMMITTED lets both check; the unique constraint decides).
+        return False
     return True
 
 
@@ -465,6 +472,7 @@ def load_data(workspace: Workspace, record: BundleRecord) -> Any:
 
     def view_dir() -> Path:
         if not view:
+            _reload(workspace, record.uuid)  # removed meanwhile: BundleNotFound, not empty paths
             view.append(views.bundle_view(workspace, record))
         return view[0]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from assay.bundles.workspace import Workspace
@@ -60,7 +61,7 @@ def materialize_files(
         changed = True
     if record and (changed or not (root / _VIEW_RECORD).exists()):
         root.mkdir(parents=True, exist_ok=True)
-        temp = root / f"{_VIEW_RECORD}.{os.getpid()}.part"
+        temp = root / f"{_VIEW_RECORD}.{os.getpid()}.{threading.get_ident()}.part"
         temp.write_text(json.dumps(written))
         os.replace(temp, root / _VIEW_RECORD)
     return root

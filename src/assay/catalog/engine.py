@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
 from assay.catalog.migrations import HEAD_REVISION
-from assay.core.errors import CatalogUnavailable, InvalidInput
+from assay.core.errors import CatalogUnavailable, InvalidInput, MissingExtra
 
 _SQLITE_BUSY_TIMEOUT_MS = 60_000
 _PG_CONNECT_TIMEOUT_S = 5
@@ -89,6 +89,11 @@ def create_catalog_engine(url: str) -> Engine:
             )
     except NoSuchModuleError as exc:
         raise InvalidInput(f"catalog URL {masked(url)}: {exc}") from None
+    except ImportError as exc:
+        raise MissingExtra(
+            f"catalog URL {masked(url)} needs the database driver {exc.name or exc}, which is "
+            "not installed (Assay ships psycopg for postgresql+psycopg://)"
+        ) from None
     try:
         _migrate_if_needed(engine)
     except OperationalError as exc:

@@ -24,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 
-from assay.catalog.schema import bundle_files, bundles, contexts, links, tags
+from assay.catalog.schema import bundle_files, bundles, contexts, links, remote_bundles, tags
 from assay.core.hashing import canonical_json
 from assay.core.records import BundleRecord, ContextInfo, Dependency, FileEntry
 
@@ -144,7 +144,7 @@ def delete_bundles(conn: Connection, uuids: Sequence[str]) -> None:
     # Child rows are deleted explicitly: SQLite enforces ON DELETE CASCADE only with the
     # foreign_keys pragma, and a connection made by another tool may not set it.
     for chunk in _chunks(list(uuids)):
-        for table in (bundle_files, tags, links):
+        for table in (bundle_files, tags, links, remote_bundles):
             conn.execute(delete(table).where(table.c.bundle_uuid.in_(chunk)))
         conn.execute(delete(bundles).where(bundles.c.uuid.in_(chunk)))
 

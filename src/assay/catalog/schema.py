@@ -29,6 +29,9 @@ contexts = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(128), nullable=False),
     Column("created", Float, nullable=False),
+    Column("remote_context", String(128), nullable=True),
+    Column("remote_url", String(1024), nullable=True),
+    Column("remote_options", Text, nullable=True),
     UniqueConstraint("name", name="uq_contexts_name"),
 )
 
@@ -107,3 +110,60 @@ links = Table(
 )
 
 LINK_KINDS = ("depends_on", "generated_by", "child_of", "acted_on", "acted_using", "derived_from")
+
+# -- remotes (migration 0002) -----------------------------------------------------------------
+# A context may be bound to one remote: ``remote_url`` (s3://, file://, ...) holding the remote
+# context ``remote_context``; ``remote_options`` is JSON (endpoint URL and the like, never
+# secrets). These columns live on ``contexts`` (see migration 0002).
+
+# Which bundles a remote holds, as far as this catalog knows: written when a push completes
+# (``state="pushed"``) or a pull brings the bundle in (``state="pulled"``).
+remote_bundles = Table(
+    "remote_bundles",
+    metadata,
+    Column(
+        "bundle_uuid",
+        String(36),
+        ForeignKey("bundles.uuid", ondelete="CASCADE", name="fk_remote_bundles_bundle"),
+        primary_key=True,
+    ),
+    Column("remote_url", String(1024), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+# -- questions to services (migration 0002) ---------------------------------------------------
+questions = Table(
+    "questions",
+    metadata,
+    Column("question_uuid", String(36), primary_key=True),
+    Column("parent_question_uuid", String(36), nullable=True),
+    Column("originator_question_uuid", String(36), nullable=True),
+    Column("service_id", String(256), nullable=False),  # namespace/name:tag (SRUID)
+    Column("backend", String(32), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("finished", Float, nullable=True),
+    Column("input_values", Text, nullable=True),  # JSON
+    Column("input_manifest", Text, nullable=True),  # JSON
+    Column("output_values", Text, nullable=True),  # JSON
+    Column("output_manifest", Text, nullable=True),  # JSON
+    Column("error", Text, nullable=True),  # JSON: type, message, traceback
+    Column("details", Text, nullable=False, default="{}"),  # JSON: anything else
+    Index("ix_questions_parent", "parent_question_uuid"),
+    Index("ix_questions_originator", "originator_question_uuid"),
+)
+
+# Every event of a question, in order: question, delivery, heartbeat, log_record,
+# monitor_message, exception, result, cancelled.
+question_events = Table(
+    "question_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("question_uuid", String(36), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+    Index("ix_question_events_question_seq", "question_uuid", "seq"),
+)

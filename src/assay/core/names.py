@@ -15,7 +15,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def check_context_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidName(
             f"invalid context name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (no slashes or spaces)"
@@ -24,7 +24,7 @@ def check_context_name(name: str) -> str:
 
 
 def check_bundle_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidName(
             f"invalid bundle name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (no slashes or spaces)"
@@ -33,7 +33,7 @@ def check_bundle_name(name: str) -> str:
 
 
 def check_tag_key(key: str) -> str:
-    if not isinstance(key, str) or not TAG_KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not TAG_KEY_PATTERN.fullmatch(key):
         raise InvalidTag(
             f"invalid tag key {key!r}: tag keys match ^[a-z0-9][a-z0-9_]*(?<!_)$ "
             "(lower-case letters, digits and underscores, not ending in '_')"
@@ -42,7 +42,7 @@ def check_tag_key(key: str) -> str:
 
 
 def check_label(label: str) -> str:
-    if not isinstance(label, str) or not LABEL_PATTERN.match(label):
+    if not isinstance(label, str) or not LABEL_PATTERN.fullmatch(label):
         raise InvalidLabel(
             f"invalid label {label!r}: labels match ^[a-z0-9][a-z0-9-]*(?<!-)$ "
             "(lower-case letters, digits and hyphens, not ending in '-')"

@@ -89,3 +89,4 @@ class GcReport:
     temp_files_removed: int
     views_removed: int
     blobs_kept_in_grace: int
+    staging_removed: int = 0

@@ -201,7 +201,9 @@ class BlobStore:
             raise UnreadableFile(f"cannot read {source}: {exc.strerror}") from None
         except OSError as exc:
             _remove_quietly(temp)
-            if exc.filename is not None and str(exc.filename) == str(source):
+            # sendfile names the source even when the write failed: a full disk can only be
+            # the write side, so decide by errno first.
+            if exc.errno not in _FULL_ERRNOS and str(exc.filename) == str(source):
                 raise UnreadableFile(f"cannot read {source}: {exc.strerror}") from None
             raise storage_error(exc, f"adding {source}") from None
         except BaseException:
@@ -238,7 +240,8 @@ class BlobStore:
         if not source.exists():
             raise BlobMissing(f"blob {blob_hash} is missing from the store")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        _remove_quietly(dest)
+        # No unlink of ``dest`` first: os.replace swaps it atomically, so a concurrent reader
+        # of the same view always finds a whole file.
         temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             for link_type in link_types:
