@@ -64,9 +64,13 @@ def main() -> None:
         raw_dir = workdir / "measurements"
         write_measurements(raw_dir, seed=1)
         raw = api.add(CONTEXT, "wind-raw", raw_dir, tags={"campaign": "2026", "stage": "raw"})
-        console.print(f"wind-raw @ {raw.uuid[:8]}: {len(raw.data)} files, content {raw.content_hash[:16]}…")
+        console.print(
+            f"wind-raw @ {raw.uuid[:8]}: {len(raw.data)} files, content {raw.content_hash[:16]}…"
+        )
         again = api.add(CONTEXT, "wind-raw", raw_dir, tags={"campaign": "2026", "stage": "raw"})
-        console.print(f"adding the unchanged folder again gives the same bundle: {again.uuid == raw.uuid}")
+        console.print(
+            f"adding the unchanged folder again gives the same bundle: {again.uuid == raw.uuid}"
+        )
 
         step("3. A DataFrame derived from it, with lineage")
         frames = [
@@ -108,7 +112,7 @@ def main() -> None:
 
         step("7. Verify integrity")
         problems = api.verify(CONTEXT)
-        console.print("every blob matches its hash" if not problems else problems)
+        console.print(problems if problems else "every blob matches its hash")
         assay_cli("verify")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -63,6 +63,8 @@ def open_workspace(settings: Settings | None = None) -> Workspace:
     with _lock:
         workspace = _workspaces.get(key)
         if workspace is None or workspace.settings != settings:
+            if workspace is not None:
+                workspace.close()
             settings.home.mkdir(parents=True, exist_ok=True)
             engine = create_catalog_engine(settings.catalog_url)
             workspace = Workspace(settings, engine, BlobStore(settings.store_root, settings.fsync))

@@ -196,9 +196,6 @@ class BlobStore:
                 os.chmod(temp, _READ_ONLY)
                 self._publish(temp, blob_hash)
             return blob_hash
-        except PermissionError as exc:
-            _remove_quietly(temp)
-            raise UnreadableFile(f"cannot read {source}: {exc.strerror}") from None
         except OSError as exc:
             _remove_quietly(temp)
             # sendfile names the source even when the write failed: a full disk can only be

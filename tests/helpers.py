@@ -1,0 +1,136 @@
+"""Helpers shared by the API, store and catalog tests: files, store contents, catalog rows,
+child processes. Nothing here stands in for Assay's own code; it only looks at what it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+
+from assay.bundles.workspace import open_workspace
+from assay.catalog.schema import bundles, metadata
+
+PYTHON = sys.executable
+#: An old, fixed modification time: files older than the stat cache's "racy" window.
+OLD_MTIME_NS = 1_600_000_000 * 1_000_000_000
+
+
+def write_files(root: Path, files: Mapping[str, bytes | str], mtime_ns: int | None = None) -> Path:
+    """Write ``{relative path: content}`` under ``root``; optionally set every mtime."""
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = content.encode() if isinstance(content, str) else content
+        path.write_bytes(data)
+        if mtime_ns is not None:
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+    return root
+
+
+def store_root(home: Path) -> Path:
+    return home / "store"
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") or name.endswith(".part")
+
+
+def blob_files(home: Path) -> dict[str, Path]:
+    """Every published blob in the store: ``{blob hash: path}`` (temp files excluded)."""
+    objects = store_root(home) / "objects"
+    found: dict[str, Path] = {}
+    if not objects.exists():
+        return found
+    for shard in objects.iterdir():
+        if not shard.is_dir():
+            continue
+        for entry in shard.iterdir():
+            if not _is_temp(entry.name):
+                found[shard.name + entry.name] = entry
+    return found
+
+
+def temp_files(home: Path) -> list[Path]:
+    """Every temp file anywhere in the store (``*.part`` or hidden files in shards)."""
+    root = store_root(home)
+    if not root.exists():
+        return []
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and _is_temp(p.name) and p.name != "gc.lock"
+    )
+
+
+def catalog_counts() -> dict[str, int]:
+    """Rows per catalog table, read through the current environment's catalog."""
+    workspace = open_workspace()
+    with workspace.read() as conn:
+        return {
+            name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for name, table in metadata.tables.items()
+        }
+
+
+def set_created(uuid: str, when: float) -> None:
+    """Move a bundle's creation time (to test date searches without sleeping)."""
+    workspace = open_workspace()
+    with workspace.write() as conn:
+        conn.execute(update(bundles).where(bundles.c.uuid == uuid).values(created=when))
+
+
+def python_code(body: str) -> str:
+    return textwrap.dedent(body).strip() + "\n"
+
+
+def run_python(
+    body: str,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``body`` in a fresh interpreter (environment inherited, then ``env`` on top)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [PYTHON, "-c", python_code(body), *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def start_python(
+    body: str, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.Popen(
+        [PYTHON, "-c", python_code(body), *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
+
+
+def start_time(delay: float = 1.5) -> str:
+    """A moment a little in the future for child processes to start work together."""
+    return repr(time.time() + delay)
+
+
+#: Child-side snippet: busy-wait until the start time given as ``sys.argv[1]``.
+WAIT_FOR_START = """
+import sys, time
+_start = float(sys.argv[1])
+while time.time() < _start:
+    time.sleep(0.001)
+"""
