@@ -43,8 +43,9 @@ def skip_or_fail(reason: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A fresh database on the local PostgreSQL server for this test session (or worker)."""
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT",
-                          connect_args={"connect_timeout": 3})
+    admin = create_engine(
+        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
     try:
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
