@@ -181,14 +181,23 @@ def find_bundles(conn: Connection, query: BundleQuery) -> list[BundleRecord]:
         conditions.append(
             bundles.c.uuid.like(query.uuid_prefix.replace("_", "\\_") + "%", escape="\\")
         )
-    for key, value in query.tags:
-        # An IN over the (key, value) index lets the database start from the few tagged
-        # bundles instead of testing every bundle of the context.
-        conditions.append(
-            bundles.c.uuid.in_(
-                select(tags.c.bundle_uuid).where(tags.c.key == key, tags.c.value == value)
+    for position, (key, value) in enumerate(query.tags):
+        if position == 0:
+            # An IN over the (key, value) index lets the database start from the few bundles
+            # with the first tag instead of testing every bundle of the context...
+            conditions.append(
+                bundles.c.uuid.in_(
+                    select(tags.c.bundle_uuid).where(tags.c.key == key, tags.c.value == value)
+                )
             )
-        )
+        else:
+            # ...and each further tag is one primary-key probe per candidate (an IN here
+            # would materialise every bundle carrying that, perhaps common, tag).
+            conditions.append(
+                exists().where(
+                    tags.c.bundle_uuid == bundles.c.uuid, tags.c.key == key, tags.c.value == value
+                )
+            )
     if query.committed is not None:
         conditions.append(bundles.c.committed == query.committed)
     if query.before is not None:
