@@ -61,8 +61,13 @@ PEERS: dict[str, Peer] = {
     ),
     "dvc": Peer(
         name="dvc",
-        requirement="dvc==3.67.1",
+        requirement="dvc[s3]==3.67.1",
         smoke_code="import dvc.api, importlib.metadata as m; print(m.version('dvc'))",
+    ),
+    "octue": Peer(
+        name="octue",
+        requirement="octue==0.69.1",
+        smoke_code="import octue, importlib.metadata as m; print(m.version('octue'))",
     ),
 }
 

@@ -2,8 +2,9 @@
 
 Functions take the context explicitly (``local_context``), as ``disdat.api`` does; the CLI's
 current context is separate state that ``switch`` changes and ``current_context`` reads.
-Not here yet (they come with remotes and pipelines): ``push``, ``pull``, ``remote``, ``apply``,
-``run``.
+Remotes: ``remote`` binds a context to object storage, ``push``/``pull`` move committed
+bundles, ``localize``/``delocalize`` bring file data in or free it (see docs/remotes.md).
+Not here yet (they come with pipelines): ``apply``, ``run``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,20 @@ from typing import Any
 
 from assay.bundle import Bundle, Lineage
 from assay.bundles import lineage as lineage_module
-from assay.bundles import maintenance, operations
+from assay.bundles import maintenance, operations, remotes
 from assay.bundles.codeversion import code_version
 from assay.bundles.ingest import walk_directory
 from assay.bundles.workspace import Workspace, open_workspace
 from assay.core.errors import ContextNotFound, PathNotFound
 from assay.core.names import check_context_name
 from assay.core.records import ContextInfo, GcReport, LineageNode, VerifyProblem
+from assay.core.remote_records import (
+    DelocalizeReport,
+    LocalizeReport,
+    PullReport,
+    PushReport,
+    RemoteRemoval,
+)
 
 __all__ = [
     "Bundle",
@@ -36,12 +44,18 @@ __all__ = [
     "context",
     "current_context",
     "delete_context",
+    "delocalize",
     "gc",
     "get",
     "lineage",
     "lineage_prov",
+    "localize",
     "ls_contexts",
+    "pull",
+    "push",
+    "remote",
     "rm",
+    "rm_remote",
     "search",
     "switch",
     "verify",
@@ -87,7 +101,7 @@ def switch(context_name: str) -> None:
 
 
 def ls_contexts() -> list[ContextInfo]:
-    """Every context with its bundle counts (and remote, once remotes exist)."""
+    """Every context with its bundle counts and its remote (``<remote context>@<url>``)."""
     return operations.list_contexts(_workspace())
 
 
@@ -246,3 +260,74 @@ def verify(
 def gc(grace_seconds: float = maintenance.DEFAULT_GC_GRACE_SECONDS) -> GcReport:
     """Remove blobs no bundle references (older than ``grace_seconds``) and stale temp files."""
     return maintenance.gc(_workspace(), grace_seconds)
+
+
+# -- remotes --------------------------------------------------------------------------------
+def remote(
+    local_context: str,
+    remote_context: str,
+    remote_url: str,
+    force: bool = False,
+    endpoint_url: str | None = None,
+) -> None:
+    """Bind ``local_context`` to ``remote_context`` at ``remote_url`` (``s3://bucket/prefix``,
+    ``file:///path``, or any installed fsspec protocol). The remote is checked first. A
+    context with a different remote needs ``force``. Credentials, region and endpoint come
+    from the usual AWS environment; ``endpoint_url`` is stored with the binding (no secrets)."""
+    remotes.bind(_workspace(), local_context, remote_context, remote_url, force, endpoint_url)
+
+
+def push(
+    local_context: str,
+    bundle_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    uuid: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PushReport:
+    """Push committed bundles to the context's remote: the newest version of ``bundle_name``,
+    the bundle ``uuid``, or (neither) every committed bundle with ``tags``. An uncommitted
+    bundle named explicitly is refused (``NotCommitted``)."""
+    return remotes.push(_workspace(), local_context, bundle_name, tags, uuid, progress)
+
+
+def pull(
+    local_context: str,
+    bundle_name: str | None = None,
+    uuid: str | None = None,
+    localize: bool = False,
+    tags: Mapping[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PullReport:
+    """Pull bundles from the context's remote (every version of ``bundle_name``, one ``uuid``,
+    those with ``tags``, or all): metadata only unless ``localize``."""
+    return remotes.pull(_workspace(), local_context, bundle_name, uuid, tags, localize, progress)
+
+
+def localize(
+    local_context: str,
+    bundle_name: str | None = None,
+    uuid: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> LocalizeReport:
+    """Download the file data of a pulled bundle (verified by hash) into the local store."""
+    return remotes.localize_bundle(_workspace(), local_context, bundle_name, uuid, progress)
+
+
+def delocalize(
+    local_context: str, bundle_name: str | None = None, uuid: str | None = None
+) -> DelocalizeReport:
+    """Free the local file data of a bundle that is safely on the context's remote."""
+    return remotes.delocalize_bundle(_workspace(), local_context, bundle_name, uuid)
+
+
+def rm_remote(
+    local_context: str,
+    bundle_name: str | None = None,
+    uuid: str | None = None,
+    rm_all: bool = False,
+    force: bool = False,
+) -> RemoteRemoval:
+    """Remove from the remote (only) the newest version of ``bundle_name``, every version
+    (``rm_all``), or the bundle ``uuid``; blobs another remote record uses are kept. Refuses,
+    unless ``force``, to remove the only copy of a bundle that is here but not localized."""
+    return remotes.remove_remote(_workspace(), local_context, bundle_name, uuid, rm_all, force)

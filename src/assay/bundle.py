@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from assay.bundles import operations
+from assay.bundles import operations, remotes
 from assay.bundles import staging as staging_folders
 from assay.bundles.codeversion import code_version
 from assay.bundles.presentation import FileTarget, safe_bundle_path
@@ -311,6 +311,36 @@ class Bundle:
     def rm(self, force: bool = False) -> None:
         record = self._require_record()
         operations.remove(self.workspace, record.context, uuid=record.uuid, force=force)
+
+    # -- remotes ------------------------------------------------------------------------------
+    def push(self) -> Bundle:
+        """Push this (committed) bundle to its context's remote: ``api.push(uuid=...)``."""
+        record = self._require_record()
+        remotes.push(self.workspace, record.context, uuid=record.uuid)
+        return self
+
+    def pull(self, localize: bool = False) -> Bundle:
+        """Pull this bundle's record again from the remote, and its file data if ``localize``."""
+        record = self._require_record()
+        remotes.pull(self.workspace, record.context, uuid=record.uuid, localize=localize)
+        return self
+
+    def localize(self) -> Bundle:
+        """Download this bundle's file data from its context's remote (verified by hash)."""
+        record = self._require_record()
+        remotes.localize_bundle(self.workspace, record.context, uuid=record.uuid)
+        return self
+
+    def delocalize(self) -> Bundle:
+        """Free this bundle's local file data; it must be safely on the remote."""
+        record = self._require_record()
+        remotes.delocalize_bundle(self.workspace, record.context, uuid=record.uuid)
+        return self
+
+    @property
+    def localized(self) -> bool:
+        """True when every file of the bundle is in the local store."""
+        return remotes.is_localized(self.workspace, self._require_record())
 
     def __repr__(self) -> str:
         state = "closed" if self._record else "open" if self._staging else "new"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from assay.bundles import operations, views
+from assay.bundles import operations, remotes, views
 from assay.bundles.workspace import open_workspace
 from assay.core.errors import InvalidManifest
 from assay.core.manifest import parse_reference
 
 
 def materialize_uri(uri: str, dest: Path) -> Path:
-    """Copy the bundle's files (verified against their hashes) into ``dest``; returns it."""
+    """Copy the bundle's files (verified against their hashes) into ``dest``; returns it. A
+    pulled bundle that is not localized is localized first (downloaded, verified)."""
     reference = parse_reference(uri)
     if reference.kind != "catalog" or reference.context is None or reference.name is None:
         raise InvalidManifest(f"{uri!r} is not a catalog URI (assay://<context>/<name>[@<uuid>])")
@@ -24,6 +25,10 @@ def materialize_uri(uri: str, dest: Path) -> Path:
             )
     else:
         record = operations.require(workspace, reference.context, reference.name)
+    if operations.not_localized(workspace, record) is not None and not remotes.is_localized(
+        workspace, record
+    ):
+        remotes.localize_bundle(workspace, record.context, uuid=record.uuid)
     dest.mkdir(parents=True, exist_ok=True)
     files = operations.files_of(workspace, record)
     return views.materialize_files(workspace, files, dest, record=False)

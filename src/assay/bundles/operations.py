@@ -14,6 +14,7 @@ import tempfile
 import time
 import uuid as uuid_module
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,15 @@ import sqlalchemy.exc
 from assay.bundles import presentation, views
 from assay.bundles.ingest import ProgressCallback, SourceFile, ingest, scan
 from assay.bundles.workspace import Workspace
-from assay.catalog import queries
+from assay.catalog import queries, remote_queries
 from assay.core.errors import (
     AmbiguousReference,
+    BlobMissing,
     BundleNotFound,
     ContextNotFound,
     HasDependents,
     InvalidInput,
+    NotLocalized,
     UnpushedBundles,
 )
 from assay.core.hashing import tree_hash
@@ -56,8 +59,14 @@ def create_context(workspace: Workspace, name: str) -> bool:
 
 
 def list_contexts(workspace: Workspace) -> list[ContextInfo]:
+    """Every context with its bundle counts and its remote (``<remote context>@<url>``)."""
     with workspace.read() as conn:
-        return queries.list_contexts(conn)
+        infos = queries.list_contexts(conn)
+        bindings = remote_queries.all_bindings(conn)
+    return [
+        replace(info, remote=str(bindings[info.name])) if info.name in bindings else info
+        for info in infos
+    ]
 
 
 def require_context(conn: Any, name: str) -> int:
@@ -73,20 +82,28 @@ def require_context(conn: Any, name: str) -> int:
 def delete_context(workspace: Workspace, name: str, force: bool = False) -> int:
     """Delete a context and its bundles; returns how many bundles went with it.
 
-    Refuses when committed bundles have not been pushed (every committed bundle counts as
-    unpushed until remotes exist) or when bundles elsewhere depend on its bundles.
+    Refuses when committed bundles have not been pushed to the context's remote (with no
+    remote bound, every committed bundle is unpushed) or when bundles elsewhere depend on its
+    bundles.
     """
     with workspace.write() as conn:
         ctx_id = require_context(conn, name)
         records = queries.find_bundles(conn, queries.BundleQuery(context_id=ctx_id))
         uuids = [r.uuid for r in records]
         if not force:
-            committed = [r for r in records if r.committed]
+            bound = remote_queries.binding_of(conn, ctx_id)
+            unpushed = set(
+                remote_queries.unpushed_committed(
+                    conn, ctx_id, bound.location if bound is not None else None
+                )
+            )
+            committed = [r for r in records if r.uuid in unpushed]
             if committed:
+                where = f"its remote {bound}" if bound is not None else "a remote"
                 raise UnpushedBundles(
                     f"context {name!r} has {len(committed)} committed bundle(s) not pushed to "
-                    f"a remote ({_describe(committed)}); pass force=True (--force) to delete "
-                    "them anyway"
+                    f"{where} ({_describe(committed)}); push them ('assay push') or pass "
+                    "force=True (--force) to delete them anyway"
                 )
             dependents = queries.dependents_of(conn, uuids)
             if dependents:
@@ -473,7 +490,27 @@ def load_data(workspace: Workspace, record: BundleRecord) -> Any:
     def view_dir() -> Path:
         if not view:
             _reload(workspace, record.uuid)  # removed meanwhile: BundleNotFound, not empty paths
-            view.append(views.bundle_view(workspace, record))
+            try:
+                view.append(views.bundle_view(workspace, record))
+            except BlobMissing:
+                problem = not_localized(workspace, record)
+                if problem is not None:
+                    raise problem from None
+                raise
         return view[0]
 
     return presentation.decode(record.data, view_dir)
+
+
+def not_localized(workspace: Workspace, record: BundleRecord) -> NotLocalized | None:
+    """The error for reading a bundle whose blobs are missing because they are on a remote
+    (pulled and not localized, or delocalized); None when no remote holds it."""
+    with workspace.read() as conn:
+        locations = remote_queries.locations_of(conn, record.uuid)
+    if not locations:
+        return None
+    where = ", ".join(sorted(locations))
+    return NotLocalized(
+        f"bundle {record.name}@{record.uuid[:8]} is not localized: its files are on remote "
+        f"{where}; run 'assay localize {record.name}' (Python: Bundle.localize()) first"
+    )

@@ -126,6 +126,12 @@ def rm(
     force: Annotated[
         bool, typer.Option("--force", help="Remove even when other bundles depend on it.")
     ] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote", help="Remove from the context's remote only (the local copy stays)."
+        ),
+    ] = False,
     tag: TagOption = None,
     context: ContextOption = None,
     json_output: JsonOption = False,
@@ -133,6 +139,8 @@ def rm(
     """Remove the newest version of NAME (or --uuid), every version, or the old ones.
 
     Refuses, naming them, while other bundles depend on what would go, unless --force.
+    With --remote, removes from the remote only what is named, and only the file objects no
+    other remote bundle uses.
 
     Blobs stay in the store until 'assay gc'.
     """
@@ -146,6 +154,11 @@ def rm(
     if name is None and uuid is None:
         raise InvalidInput("give a bundle name or --uuid to remove")
     context_name = require_context(context)
+    if remote:
+        from assay.cli.remotes import rm_remote  # cli.remotes imports this module
+
+        rm_remote(out, context_name, name, uuid, all_versions, old, force)
+        return
     removed = operations.remove(
         open_workspace(), context_name, name, uuid, tags, all_versions, old, force
     )

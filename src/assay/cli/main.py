@@ -10,6 +10,7 @@
 | 5 | integrity (missing or corrupted blobs) |
 | 6 | unavailable (catalog or storage cannot be reached or used) |
 | 7 | a missing optional extra |
+| 8 | a question to a service failed (the app raised, crashed, hung, timed out, was cancelled) |
 | 70 | internal error (a bug: please report it; ``ASSAY_DEBUG=1`` shows the traceback) |
 | 130 | interrupted |
 """
@@ -30,6 +31,13 @@ from typer.core import TyperGroup
 from assay.cli import browse, bundles, integrity, lineage
 from assay.cli.contexts import context_app
 from assay.cli.output import report_error
+from assay.cli.remotes import delocalize as delocalize_command
+from assay.cli.remotes import localize as localize_command
+from assay.cli.remotes import pull as pull_command
+from assay.cli.remotes import push as push_command
+from assay.cli.remotes import remote_app
+from assay.cli.services import init_app, questions_app
+from assay.cli.services import run as run_service
 from assay.cli.session import JsonOption, Session, session
 from assay.core.errors import AssayError
 
@@ -121,6 +129,14 @@ app.command("search")(browse.search)
 app.command("lineage")(lineage.lineage)
 app.command("verify")(integrity.verify)
 app.command("gc")(integrity.gc)
+app.add_typer(remote_app, name="remote")
+app.command("push")(push_command)
+app.command("pull")(pull_command)
+app.command("localize")(localize_command)
+app.command("delocalize")(delocalize_command)
+app.add_typer(init_app, name="init")
+app.command("run")(run_service)
+app.add_typer(questions_app, name="questions")
 
 
 def _exit_code(code: object) -> int:

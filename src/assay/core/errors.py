@@ -159,3 +159,127 @@ class StorageError(Unavailable):
 class MissingExtra(AssayError):
     code = "missing_extra"
     exit_code = 7
+
+
+# -- services and questions (assay.services) --------------------------------------------------
+class InvalidTwine(InvalidInput):
+    """A twine that is not JSON, breaks the twine schema, or holds an unusable strand schema."""
+
+    code = "invalid_twine"
+
+
+class InvalidStrand(InvalidInput):
+    """Data that fails its twine strand; ``details`` has ``strand``, ``path`` and ``rule``."""
+
+    code = "invalid_strand"
+
+
+class InvalidMonitorMessage(InvalidStrand):
+    code = "invalid_monitor_message"
+
+
+class MissingCredential(InvalidInput):
+    code = "missing_credential"
+
+
+class InvalidServiceConfig(InvalidInput):
+    """An ``assay.yaml`` (or Octue ``octue.yaml``) that cannot be used: unknown keys included."""
+
+    code = "invalid_service_config"
+
+
+class InvalidApp(InvalidInput):
+    """An ``app.py`` that cannot be imported or has neither ``run(analysis)`` nor ``App``."""
+
+    code = "invalid_app"
+
+
+class ServiceNotFound(NotFound):
+    """A service id (``namespace/name:tag``) that no registry entry resolves."""
+
+    code = "service_not_found"
+
+
+class QuestionNotFound(NotFound):
+    code = "question_not_found"
+
+
+class NotBuiltYet(AssayError):
+    """A documented feature whose implementation comes in a later release."""
+
+    code = "not_built_yet"
+    exit_code = 2
+
+
+class ChildError(AssayError):
+    """A question to a service failed: its app raised, or its process died, hung, timed out or
+    was cancelled. A child exception whose type cannot be rebuilt arrives as this class."""
+
+    code = "child_error"
+    exit_code = 8
+
+
+class ChildCrashed(ChildError):
+    """The child process exited without answering (``os._exit``, a signal) or stopped sending
+    heartbeats."""
+
+    code = "child_crashed"
+
+
+class QuestionTimeout(ChildError, TimeoutError):
+    """No answer within the question's ``timeout`` (also a ``TimeoutError``, as in Octue)."""
+
+    code = "question_timeout"
+
+
+class QuestionCancelled(ChildError):
+    code = "question_cancelled"
+
+
+# -- remotes --------------------------------------------------------------------------------
+class RemoteNotBound(NotFound):
+    """The context has no remote bound to it (``assay remote add``)."""
+
+    code = "remote_not_bound"
+
+
+class RemoteNotFound(NotFound):
+    """The remote's bucket (or shared folder) does not exist."""
+
+    code = "remote_not_found"
+
+
+class RemoteExists(Conflict):
+    """The context already has a different remote; rebinding needs ``force``."""
+
+    code = "remote_exists"
+
+
+class NotCommitted(Conflict):
+    """Only committed bundles can be pushed."""
+
+    code = "not_committed"
+
+
+class NotLocalized(Conflict):
+    """The bundle's files are on its remote only: localize it first."""
+
+    code = "not_localized"
+
+
+class RemoteObjectCorrupted(BlobCorrupted):
+    """An object read from a remote does not match its hash (corrupted or truncated)."""
+
+    code = "remote_object_corrupted"
+
+
+class RemoteUnavailable(Unavailable):
+    """The remote could not be reached (after bounded retries and timeouts)."""
+
+    code = "remote_unavailable"
+
+
+class RemoteAccessDenied(Unavailable):
+    """The remote refused the credentials (or their permissions)."""
+
+    code = "remote_access_denied"

@@ -177,6 +177,11 @@ def _open_url(url: str) -> tuple[Any, str]:
 
 
 def _get_url(key: str, url: str, staging: str) -> None:
+    if _through_remote_machinery(url):
+        from assay.bundles.url_fetch import fetch_url
+
+        fetch_url(url, staging, f"dataset {key!r}")
+        return
     fs, root = _open_url(url)
     try:
         if not fs.exists(root):
@@ -199,6 +204,12 @@ def _get_url(key: str, url: str, staging: str) -> None:
         raise StorageError(f"dataset {key!r}: reading {url} failed: {error}") from None
 
 
+def _through_remote_machinery(url: str) -> bool:
+    """``s3://`` and ``file://`` URLs go through Assay's remote machinery (timeouts, retries,
+    clear errors, a download cache by content hash); other protocols straight through fsspec."""
+    return url.partition("://")[0].lower() in ("s3", "s3a", "file")
+
+
 def _lives_under_its_path(dataset: Dataset) -> bool:
     """True when every file is a plain local file inside the dataset's local directory."""
     if dataset.path is None or any(datafile.is_url for datafile in dataset.files):
@@ -219,6 +230,17 @@ def _get_dataset_files(key: str, dataset: Dataset, staging: str) -> None:
             if not os.path.isfile(datafile.local_path):
                 raise PathNotFound(f"dataset {key!r}: no file at {datafile.local_path}")
             shutil.copy2(datafile.local_path, target)
+            continue
+        if _through_remote_machinery(datafile.path):
+            from assay.bundles.url_fetch import fetch_url
+
+            scratch = tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=staging)
+            try:
+                fetch_url(datafile.path, scratch, f"dataset {key!r}")
+                (only,) = [os.path.join(d, f) for d, _, fs_ in os.walk(scratch) for f in fs_]
+                os.replace(only, target)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
             continue
         fs, remote = _open_url(datafile.path)
         try:

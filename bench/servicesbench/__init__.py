@@ -1,0 +1,1 @@
+"""Helpers for bench_services.py."""

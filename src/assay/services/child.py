@@ -1,0 +1,506 @@
+"""``Child``: ask a service questions, as Octue's ``Child`` does, on a local backend.
+
+    child = Child(id="examples/elevation:0.1.0", backend={"name": "local"})
+    answer, question_uuid = child.ask(input_values={"locations": [[0, 1]]}, timeout=60)
+    answer["output_values"], answer["output_manifest"]
+
+Before a question leaves the parent, its service is resolved (``registry``), its twine loaded,
+and the input values and the manifest's required datasets checked, so bad input fails at once
+and nothing is recorded. ``allow_local_files=False`` (the default, as in Octue) refuses a manifest
+naming this machine's files. The caller's manifest is never changed: a ``Manifest`` is immutable
+and a dict is read, not kept. Every question and its events are stored in the catalog.
+
+``asynchronous=True`` returns ``(None, question_uuid)`` at once; fetch the answer later with
+``Child.get_answer(question_uuid)`` (in any process: from this process's running question, or
+else from the catalog). ``Child.cancel(question_uuid)`` stops a running question. With
+``max_retries`` a failed question (the app raised, the child crashed, hung or timed out) is asked
+again as a new question; a cancelled one is not.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import logging
+import os
+import signal
+import threading
+import time
+import uuid as uuid_module
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from assay.core.errors import (
+    ChildError,
+    InvalidInput,
+    NotBuiltYet,
+    QuestionCancelled,
+    QuestionNotFound,
+    QuestionTimeout,
+)
+from assay.core.manifest import Manifest, local_files_refused
+from assay.services import registry
+from assay.services.config import LOCAL_SRUID, ServiceConfig, parse_sruid
+from assay.services.runner import current_question, to_manifest
+from assay.services.twine import Twine
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 86_400.0
+DEFAULT_HEARTBEAT_INTERVAL = 1.0
+DEFAULT_MAXIMUM_HEARTBEAT_INTERVAL = 10.0
+_UNKNOWN_GRACE = 1.0
+BACKENDS = ("local",)
+_LOCAL_BACKEND_KEYS = frozenset({"name", "path"})
+
+_twines: dict[Path, tuple[int, Twine]] = {}
+_twines_lock = threading.Lock()
+_futures: dict[str, concurrent.futures.Future[Any]] = {}
+_futures_lock = threading.Lock()
+
+
+def _twine(path: Path) -> Twine:
+    """The service's twine, loaded once while the file is unchanged."""
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return Twine(path)  # raises InvalidTwine naming the missing file
+    with _twines_lock:
+        cached = _twines.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+    twine = Twine(path)
+    with _twines_lock:
+        _twines[path] = (mtime, twine)
+    return twine
+
+
+def check_backend(backend: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``backend``, checked: ``local`` works; ``http`` is not built yet."""
+    if backend is None:
+        return {"name": "local"}
+    if not isinstance(backend, Mapping) or not isinstance(backend.get("name"), str):
+        raise InvalidInput(f"backend: expected a mapping with a 'name', got {backend!r}")
+    checked = dict(backend)
+    name = checked["name"]
+    if name == "http":
+        raise NotBuiltYet(
+            "the 'http' backend (questions to an Assay server) is not built yet: the server "
+            "comes in a later release; use {'name': 'local'} for services on this machine"
+        )
+    if name not in BACKENDS:
+        raise InvalidInput(
+            f"backend {name!r} is not available: use 'local' (a service folder on this machine; "
+            "'http' comes with the Assay server)"
+        )
+    unknown = sorted(set(checked) - _LOCAL_BACKEND_KEYS)
+    if unknown:
+        raise InvalidInput(
+            f"backend {name!r}: unknown key {unknown[0]!r} (known keys: "
+            f"{', '.join(sorted(_LOCAL_BACKEND_KEYS))})"
+        )
+    return checked
+
+
+class Child:
+    """A service that can be asked questions (Octue's ``Child``)."""
+
+    def __init__(
+        self,
+        id: str,
+        backend: Mapping[str, Any] | None = None,
+        internal_sruid: str = LOCAL_SRUID,
+    ) -> None:
+        parse_sruid(id)
+        self.id = id
+        self.backend = check_backend(backend)
+        self.internal_sruid = internal_sruid
+        self.received_events: list[dict[str, Any]] | None = None
+        self._service: ServiceConfig | None = None
+
+    def __repr__(self) -> str:
+        return f"<Child({self.id!r})>"
+
+    def service(self) -> ServiceConfig:
+        """The local service this child's id resolves to (resolved once)."""
+        if self._service is None:
+            self._service = registry.resolve(self.id, self.backend.get("path"))
+        return self._service
+
+    # -- asking -----------------------------------------------------------------------------
+    def ask(
+        self,
+        input_values: Any = None,
+        input_manifest: Any = None,
+        children: Sequence[Mapping[str, Any]] | None = None,
+        subscribe_to_logs: bool = True,
+        allow_local_files: bool = False,
+        handle_monitor_message: Callable[[Any], None] | None = None,
+        record_events: bool = True,
+        question_uuid: str | None = None,
+        parent_question_uuid: str | None = None,
+        originator_question_uuid: str | None = None,
+        asynchronous: bool = False,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        maximum_heartbeat_interval: float = DEFAULT_MAXIMUM_HEARTBEAT_INTERVAL,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        raise_errors: bool = True,
+        max_retries: int = 0,
+        prevent_retries_when: Iterable[type[BaseException]] | None = None,
+        log_errors: bool = True,
+        log_level: int = logging.INFO,
+    ) -> tuple[Any, str]:
+        """Ask the child; returns ``(answer, question_uuid)`` where ``answer`` is
+        ``{"output_values", "output_manifest"}`` (``None`` for an asynchronous question; the
+        exception itself when ``raise_errors=False`` and the question failed)."""
+        if timeout is not None and timeout <= 0:
+            raise InvalidInput(f"timeout must be positive, got {timeout!r}")
+        if maximum_heartbeat_interval <= heartbeat_interval:
+            raise InvalidInput(
+                "maximum_heartbeat_interval must be longer than heartbeat_interval "
+                f"({maximum_heartbeat_interval!r} <= {heartbeat_interval!r})"
+            )
+        if max_retries < 0:
+            raise InvalidInput(f"max_retries must be 0 or more, got {max_retries!r}")
+        service = self.service()
+        twine = _twine(service.twine_path)
+        twine.validate_input_values(input_values)
+        manifest = to_manifest(input_manifest, "input_manifest")
+        if manifest is not None and not allow_local_files:
+            for key, reference in manifest.references.items():
+                if reference.uses_local_files:
+                    raise local_files_refused(key, reference)
+        twine.validate_manifest("input_manifest", manifest, check_files=False)
+        context = current_question()
+        if parent_question_uuid is None and context is not None:
+            parent_question_uuid = context.question_uuid
+        if originator_question_uuid is None and context is not None:
+            originator_question_uuid = context.originator_question_uuid
+        first_uuid = question_uuid or str(uuid_module.uuid4())
+        self.received_events = [] if record_events else None
+        attempt = _Attempts(
+            child=self,
+            service=service,
+            twine=twine,
+            base={
+                "service": service.to_primitive(),
+                "input_values": input_values,
+                "input_manifest": manifest.serialise() if manifest is not None else None,
+                "children": [dict(child) for child in children] if children is not None else None,
+                "subscribe_to_logs": subscribe_to_logs,
+                "heartbeat_interval": heartbeat_interval,
+                "log_level": log_level,
+                "parent_question_uuid": parent_question_uuid,
+                "originator_question_uuid": originator_question_uuid,
+            },
+            first_uuid=first_uuid,
+            handle_monitor_message=handle_monitor_message,
+            timeout=timeout,
+            maximum_heartbeat_interval=maximum_heartbeat_interval,
+            max_retries=max_retries,
+            prevent_retries_when=tuple(prevent_retries_when or ()),
+        )
+        if asynchronous:
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            with _futures_lock:
+                _futures[first_uuid] = future
+            started = threading.Event()
+
+            def work() -> None:
+                try:
+                    future.set_result(attempt.run(started))
+                except BaseException as error:
+                    future.set_exception(error)
+                    started.set()
+
+            threading.Thread(
+                target=work, name=f"assay-question-{first_uuid[:8]}", daemon=True
+            ).start()
+            started.wait()
+            return None, first_uuid
+        try:
+            return attempt.run(), attempt.question_uuid
+        except QuestionCancelled:
+            raise
+        except Exception as error:
+            if raise_errors:
+                raise
+            if log_errors:
+                logger.error("question %s to %s failed: %s", attempt.question_uuid, self.id, error)
+            return error, attempt.question_uuid
+
+    def ask_multiple(
+        self,
+        *questions: Mapping[str, Any],
+        raise_errors: bool = True,
+        max_retries: int = 0,
+        prevent_retries_when: Iterable[type[BaseException]] | None = None,
+        max_workers: int | None = None,
+        log_errors: bool = True,
+    ) -> list[tuple[Any, str]]:
+        """Ask several questions in parallel (each a dict of ``ask`` arguments); answers come
+        back in the order asked. With ``raise_errors=True`` the first failure is raised after
+        all questions have finished."""
+        if not questions:
+            return []
+        workers = max_workers or min(32, (os.cpu_count() or 1) + 4, len(questions))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as executor:
+            futures = []
+            for question in questions:
+                arguments = {
+                    "raise_errors": raise_errors,
+                    "max_retries": max_retries,
+                    "prevent_retries_when": prevent_retries_when,
+                    "log_errors": log_errors,
+                    **dict(question),
+                }
+                context = contextvars.copy_context()
+                futures.append(executor.submit(context.run, self._ask_kwargs, arguments))
+            concurrent.futures.wait(futures)
+        return [future.result() for future in futures]
+
+    def _ask_kwargs(self, arguments: dict[str, Any]) -> tuple[Any, str]:
+        return self.ask(**arguments)
+
+    # -- answers later, and cancelling --------------------------------------------------------
+    @staticmethod
+    def get_answer(
+        question_uuid: str, wait: bool = True, timeout: float | None = None
+    ) -> dict[str, Any] | None:
+        """The answer to a question asked earlier (e.g. with ``asynchronous=True``).
+
+        Raises the question's exception if it failed. With ``wait=False`` returns None while it
+        is still running; with ``wait=True`` waits (at most ``timeout`` seconds, then
+        ``QuestionTimeout``)."""
+        with _futures_lock:
+            future = _futures.get(question_uuid)
+        if future is not None:
+            if not wait and not future.done():
+                return None
+            try:
+                result: dict[str, Any] = future.result(timeout=timeout)
+            except concurrent.futures.TimeoutError:
+                raise QuestionTimeout(
+                    f"question {question_uuid} has not been answered within {timeout:g} s"
+                ) from None
+            return result
+        return _answer_from_catalog(question_uuid, wait, timeout)
+
+    @staticmethod
+    def cancel(question_uuid: str) -> bool:
+        """Stop a running question (its child process is killed and ``cancelled`` recorded).
+        Returns False when it had already finished; QuestionNotFound when there is none."""
+        from assay.services.local import running_question
+
+        running = running_question(question_uuid)
+        if running is not None:
+            running.cancel()
+            return True
+        return _cancel_elsewhere(question_uuid)
+
+
+class _Attempts:
+    """One question and its retries."""
+
+    def __init__(
+        self,
+        child: Child,
+        service: ServiceConfig,
+        twine: Twine,
+        base: dict[str, Any],
+        first_uuid: str,
+        handle_monitor_message: Callable[[Any], None] | None,
+        timeout: float | None,
+        maximum_heartbeat_interval: float,
+        max_retries: int,
+        prevent_retries_when: tuple[type[BaseException], ...],
+    ) -> None:
+        self.child = child
+        self.service = service
+        self.twine = twine
+        self.base = base
+        self.question_uuid = first_uuid
+        self.handle_monitor_message = handle_monitor_message
+        self.timeout = timeout
+        self.maximum_heartbeat_interval = maximum_heartbeat_interval
+        self.max_retries = max_retries
+        self.prevent_retries_when = prevent_retries_when
+
+    def run(self, started: threading.Event | None = None) -> dict[str, Any]:
+        retry = 0
+        while True:
+            try:
+                return self._once(retry, started)
+            except QuestionCancelled:
+                raise
+            except Exception as error:
+                if retry >= self.max_retries or isinstance(error, self.prevent_retries_when):
+                    raise
+                retry += 1
+                logger.warning(
+                    "question %s to %s failed (%s); asking again (retry %d of %d)",
+                    self.question_uuid,
+                    self.service.sruid,
+                    error,
+                    retry,
+                    self.max_retries,
+                )
+                self.question_uuid = str(uuid_module.uuid4())
+
+    def _once(self, retry: int, started: threading.Event | None) -> dict[str, Any]:
+        from assay.services.events import EventRecorder
+        from assay.services.local import LocalQuestion
+
+        question = {
+            **self.base,
+            "question_uuid": self.question_uuid,
+            "retry_count": retry,
+        }
+        originator = question["originator_question_uuid"] or self.question_uuid
+        question["originator_question_uuid"] = originator
+        recorder = EventRecorder(self.question_uuid, question["parent_question_uuid"], originator)
+        recorder.create(
+            self.service.sruid,
+            "local",
+            question["input_values"],
+            question["input_manifest"],
+            {
+                "asker_pid": os.getpid(),
+                "asker": self.child.internal_sruid,
+                "service_folder": str(self.service.directory),
+                "retry_count": retry,
+                "timeout": self.timeout,
+            },
+            # An asynchronous question's uuid goes back to the caller at once: its row must be
+            # findable at once. Otherwise the row is written with the first batch of events
+            # (with the outcome, for a quick question: one transaction).
+            write=started is not None and retry == 0,
+        )
+        local = LocalQuestion(
+            self.service,
+            self.twine,
+            question,
+            recorder,
+            self.handle_monitor_message,
+            self.child.received_events,
+        )
+        local.start()
+        if started is not None:
+            started.set()
+        try:
+            return local.wait(self.timeout, self.maximum_heartbeat_interval)
+        except ChildError as error:
+            if not isinstance(error, QuestionCancelled) and _was_cancelled(self.question_uuid):
+                raise QuestionCancelled(
+                    f"{self.service.sruid}: question {self.question_uuid} was cancelled"
+                ) from None
+            raise
+
+
+def _was_cancelled(question_uuid: str) -> bool:
+    from assay.services.events import list_events
+
+    try:
+        return any(event.kind == "cancelled" for event in list_events(question_uuid, ["cancelled"]))
+    except QuestionNotFound:
+        return False
+
+
+def _answer_from_catalog(
+    question_uuid: str, wait: bool, timeout: float | None
+) -> dict[str, Any] | None:
+    from assay.services import events
+    from assay.services.exceptions import rebuild_exception
+
+    deadline = time.monotonic() + timeout if timeout is not None else None
+    # A synchronous question's row is written within a quarter of a second of its asking: a
+    # waiting caller given its uuid (``ask(question_uuid=...)``) allows for that.
+    unknown_until = time.monotonic() + _UNKNOWN_GRACE
+    delay = 0.01
+    while True:
+        try:
+            record = events.get_question(question_uuid)
+        except QuestionNotFound:
+            if not wait or time.monotonic() >= unknown_until:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            continue
+        if record.status == "succeeded":
+            return record.answer
+        if record.status in events.FINAL_STATUSES:
+            if record.status == "cancelled":
+                raise QuestionCancelled(f"question {question_uuid} was cancelled")
+            raise rebuild_exception(record.error or {}, record.service_id, question_uuid)
+        if not wait:
+            return None
+        if deadline is not None and time.monotonic() >= deadline:
+            raise QuestionTimeout(
+                f"question {question_uuid} has not been answered within {timeout:g} s"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _cancel_elsewhere(question_uuid: str) -> bool:
+    """Cancel a question asked by another process on this machine, by its worker's pid."""
+    from assay.services import events
+
+    record = events.get_question(question_uuid)
+    if record.status in events.FINAL_STATUSES:
+        return False
+    pids: list[int] = [
+        int(event.payload["pid"])
+        for event in events.list_events(question_uuid, ["delivery"])
+        if isinstance(event.payload.get("pid"), int)
+    ]
+    workers = [pid for pid in pids if _is_worker_for(pid, question_uuid)]
+    # Recorded before the kill, so the asker, seeing its worker die, finds it was cancelled.
+    events.append_event(question_uuid, "cancelled", {"by": f"pid {os.getpid()}"}, "cancelled")
+    for pid in workers:
+        if _is_worker_for(pid, question_uuid):  # still on this question (a pool worker moves on)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    return True
+
+
+def _is_worker_for(pid: int, question_uuid: str) -> bool:
+    """True when ``pid`` is still the worker answering ``question_uuid`` (not a reused pid, nor
+    a pool worker that has moved on to another question).
+
+    A one-question worker names its question on its command line; a pool worker (``--serve``)
+    names the question it is answering in ``/proc/PID/comm`` (Linux)."""
+    from assay.services.worker import question_name
+
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            arguments = handle.read().split(b"\0")
+    except OSError:
+        return False
+    if b"assay.services.worker" not in arguments:
+        return False
+    if question_uuid.encode() in arguments:
+        return True
+    if b"--serve" not in arguments:
+        return False
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as handle:
+            return handle.read().strip() == question_name(question_uuid)
+    except OSError:
+        return False
+
+
+def get_answer(question_uuid: str, wait: bool = True, timeout: float | None = None) -> Any:
+    """Module-level spelling of ``Child.get_answer``."""
+    return Child.get_answer(question_uuid, wait=wait, timeout=timeout)
+
+
+def cancel(question_uuid: str) -> bool:
+    """Module-level spelling of ``Child.cancel``."""
+    return Child.cancel(question_uuid)
+
+
+__all__ = ["Child", "Manifest", "cancel", "get_answer"]

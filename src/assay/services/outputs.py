@@ -1,0 +1,168 @@
+"""Committing a service's output datasets as bundles, with their provenance.
+
+Rule for where they go: the service's ``output_location`` when it is ``assay://<context>``
+(created if missing), else the context ``services`` (created on first use). Each local output
+dataset becomes a bundle named ``<service name>.<dataset key>`` with:
+
+- ``processing_name`` = the service revision id (SRUID);
+- ``code_version`` = ``{"sruid", "code_hash", git commit/branch/dirty of the app folder}``;
+- ``params`` = the input values (a non-object value is stored as ``{"input_values": value}``);
+- tags ``service_id``, ``question_uuid``, ``dataset_key`` and ``generated_by``
+  (``<sruid>#<code hash>``: what made it, recorded on the bundle, not as a link);
+- links ``acted_on`` -> each input bundle (catalog references in the input manifest) and
+  ``acted_using`` -> each configuration-manifest bundle, so ``assay lineage`` shows the inputs.
+
+Files keep their labels and tags in a root ``.octue`` metadata file inside the bundle, which
+``Dataset(path=...)`` reads back. A dataset that is already a catalog reference or a remote URL
+is passed through as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from assay.core.errors import InvalidInput, InvalidServiceConfig
+from assay.core.manifest import Manifest
+from assay.core.records import Dependency
+
+DEFAULT_CONTEXT = "services"
+
+
+def output_context(output_location: str | None) -> str:
+    """The context output datasets are committed to (see the module's rule)."""
+    if output_location is None:
+        return DEFAULT_CONTEXT
+    location = output_location.strip()
+    if location.startswith("assay://"):
+        context = location[len("assay://") :].strip("/")
+        if context and "/" not in context:
+            from assay.core.names import check_context_name
+
+            return check_context_name(context)
+    raise InvalidServiceConfig(
+        f"output_location {output_location!r}: use assay://<context> (output datasets are "
+        "committed as bundles in that context)"
+    )
+
+
+def input_dependencies(manifest: Manifest | None, kind: str, workspace: Any) -> list[Dependency]:
+    """``kind`` links to the bundles a manifest's catalog references name (latest if no uuid)."""
+    from assay.bundles import operations
+
+    if manifest is None:
+        return []
+    found: list[Dependency] = []
+    for key, reference in manifest.references.items():
+        if reference.kind != "catalog":
+            continue
+        assert reference.context is not None
+        record = operations.require(workspace, reference.context, reference.name, reference.uuid)
+        found.append(Dependency(record.uuid, kind, key))
+    return found
+
+
+def commit_outputs(
+    output_manifest: Manifest,
+    *,
+    service_name: str,
+    sruid: str,
+    code_version: dict[str, Any],
+    question_uuid: str,
+    input_values: Any,
+    input_manifest: Manifest | None,
+    configuration_manifest: Manifest | None,
+    output_location: str | None,
+) -> tuple[Manifest, dict[str, str]]:
+    """Commit each local output dataset; returns the manifest of catalog references and
+    ``{key: bundle uuid}``."""
+    from assay.bundles import operations
+    from assay.bundles.ingest import scan
+    from assay.bundles.workspace import open_workspace
+
+    context = output_context(output_location)
+    workspace = open_workspace()
+    local_keys = [
+        key
+        for key, reference in output_manifest.references.items()
+        if reference.kind in ("local", "dataset")
+        or (reference.kind == "url" and reference.protocol == "file")
+    ]
+    if not local_keys:
+        return output_manifest, {}
+    operations.create_context(workspace, context)
+    dependencies = input_dependencies(input_manifest, "acted_on", workspace)
+    dependencies += input_dependencies(configuration_manifest, "acted_using", workspace)
+    params = input_values if isinstance(input_values, dict) else {"input_values": input_values}
+    code_hash = str(code_version.get("code_hash", ""))
+    tags = {
+        "service_id": sruid,
+        "question_uuid": question_uuid,
+        "generated_by": f"{sruid}#{code_hash[:16]}",
+    }
+    datasets: dict[str, Any] = dict(output_manifest.references)
+    committed: dict[str, str] = {}
+    for key in local_keys:
+        dataset = output_manifest.get_dataset(key)
+        with tempfile.TemporaryDirectory(prefix="assay-outputs-") as scratch:
+            sources: dict[str, Path] = {}
+            for datafile in dataset.files:
+                if datafile.local_path is None:
+                    raise InvalidInput(
+                        f"output_manifest.datasets.{key}: file {datafile.path} is remote; an "
+                        "output dataset's files must be local files"
+                    )
+                assert datafile.relative_path is not None
+                sources[datafile.relative_path] = Path(datafile.local_path)
+            metadata = _metadata(dataset)
+            if metadata is not None:
+                path = os.path.join(scratch, ".octue")
+                with open(path, "w", encoding="utf-8") as handle:
+                    json.dump(metadata, handle, indent=1, sort_keys=True)
+                sources[".octue"] = Path(path)
+            record = operations.create_bundle(
+                workspace,
+                context,
+                f"{service_name}.{key}",
+                None,
+                files=scan(sources),
+                tags={**tags, "dataset_key": key},
+                dependencies=dependencies,
+                params=params,
+                processing_name=sruid,
+                code_version=code_version,
+            )
+        committed[key] = record.uuid
+        datasets[key] = f"assay://{context}/{record.name}@{record.uuid}"
+    manifest = Manifest(
+        datasets={k: (v if isinstance(v, str) else v.to_primitive()) for k, v in datasets.items()},
+        id=output_manifest.id,
+    )
+    return manifest, committed
+
+
+def _metadata(dataset: Any) -> dict[str, Any] | None:
+    files = []
+    for datafile in dataset.files:
+        if datafile.tags or datafile.labels or datafile.timestamp is not None:
+            files.append(
+                {
+                    "relative_path": datafile.relative_path,
+                    "tags": dict(datafile.tags),
+                    "labels": sorted(datafile.labels),
+                    "timestamp": datafile.timestamp,
+                }
+            )
+    if not files and not dataset.tags and not dataset.labels and dataset.name is None:
+        return None
+    return {
+        "dataset": {
+            "name": dataset.name,
+            "tags": dict(dataset.tags),
+            "labels": sorted(dataset.labels),
+            "files": files,
+        }
+    }

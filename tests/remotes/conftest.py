@@ -1,0 +1,134 @@
+"""Fixtures for the remote suite: a real S3-protocol server (moto_server) on loopback, remotes
+on it and on a folder (``file://``), and two machines (two ASSAY_HOMEs, two catalogs).
+
+moto_server is started once per test session (per xdist worker) on a free port; it skips
+visibly when it cannot start, and fails under ``ASSAY_REQUIRE_SERVICES=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from remote_helpers import MOTO_SERVER, Machine, Remote, make_bucket, start_moto, stop_moto
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from assay.bundles.workspace import close_workspaces
+
+REQUIRE_SERVICES = os.environ.get("ASSAY_REQUIRE_SERVICES") == "1"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ASSAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _skip_or_fail(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (ASSAY_REQUIRE_SERVICES=1: a missing service is a failure)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """The endpoint URL of a moto_server started for this session."""
+    server = start_moto()
+    if server is None:
+        _skip_or_fail(f"moto_server could not be started ({MOTO_SERVER})")
+    assert server is not None
+    try:
+        yield server.endpoint
+    finally:
+        stop_moto(server)
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Test credentials and the moto endpoint in the environment (as a user would set them)."""
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(key, raising=False)
+    return moto_endpoint
+
+
+@pytest.fixture(params=["s3", "file"])
+def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Remote:
+    """An empty remote: a fresh bucket on moto_server, or a fresh folder."""
+    if request.param == "file":
+        root = tmp_path / "shared-drive"
+        root.mkdir()
+        return Remote("file", f"file://{root}", None)
+    endpoint: str = request.getfixturevalue("aws_env")
+    return Remote("s3", f"s3://{make_bucket(endpoint)}/assay", endpoint)
+
+
+# -- two machines ---------------------------------------------------------------------------
+_TABLES = (
+    "question_events",
+    "questions",
+    "remote_bundles",
+    "links",
+    "tags",
+    "bundle_files",
+    "bundles",
+    "contexts",
+)
+
+
+@pytest.fixture(scope="session")
+def second_postgres_database() -> Iterator[str]:
+    """A second fresh PostgreSQL database: machine B's catalog."""
+    admin = create_engine(
+        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        admin.dispose()
+        _skip_or_fail(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {type(exc).__name__}")
+    name = f"assay_test_b_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        close_workspaces()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if conn.execute(text("SELECT to_regclass('public.contexts')")).scalar():
+                conn.execute(text("TRUNCATE " + ", ".join(_TABLES) + " CASCADE"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def machines(
+    assay_home: Path, catalog: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[Machine, Machine]:
+    """Machine A (the test's ``assay_home``) and machine B, on the same catalog backend."""
+    a = Machine("A", assay_home, None if catalog == "sqlite" else catalog)
+    if catalog == "sqlite":
+        b = Machine("B", tmp_path / "home-b", None)
+    else:
+        url: str = request.getfixturevalue("second_postgres_database")
+        _truncate(url)
+        b = Machine("B", tmp_path / "home-b", url)
+    return a, b
