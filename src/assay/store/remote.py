@@ -5,10 +5,10 @@ Layout under the remote URL (``s3://bucket/prefix``, ``file:///shared/drive``, `
     objects/<first 2 hex>/<rest>      blobs, named by BLAKE3 hash, shared by every context
     contexts/<name>/...               per-context documents (see ``assay.bundles.remote_index``)
 
-This module knows keys, bytes and transfers, not bundles. Two backends: ``file://`` goes
-straight to the file system (temp name + rename for blobs, ``link()`` for no-clobber creates),
-everything else goes through fsspec (s3fs for ``s3://``, with ``If-None-Match: *`` for
-no-clobber creates). Every failure of the backend is mapped to one Assay error here:
+This module knows keys, bytes and transfers, not bundles. Backends (``remote_backends``,
+``remote_s3``): ``file://`` goes straight to the file system (temp name + rename for blobs,
+``link()`` for no-clobber creates); ``s3://`` through botocore (``If-None-Match: *`` for
+no-clobber creates); anything else through its fsspec file system. Every failure of the backend is mapped to one Assay error here:
 unreachable (after bounded retries and timeouts), access denied, missing bucket, other I/O.
 """
 
@@ -40,13 +40,13 @@ from assay.store.remote_backends import (
     FsspecBackend,
     LocalBackend,
     RemoteConfig,
-    S3Backend,
     blob_key,
     first_line,
     no_credentials_types,
     normalize_url,
     unreachable_types,
 )
+from assay.store.remote_s3 import S3Backend
 
 __all__ = ["RemoteConfig", "RemoteStore", "blob_key", "normalize_url"]
 

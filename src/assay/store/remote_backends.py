@@ -1,5 +1,5 @@
-"""The backends of a remote: a local folder (``file://``), S3 (botocore for small objects,
-s3fs for multipart transfers of large ones), and any other fsspec file system.
+"""The backends of a remote: a local folder (``file://``) and any fsspec file system (S3 has
+its own, botocore-based, in ``remote_s3``); plus the remote's settings and error types.
 
 Each backend offers the same few operations on keys relative to the remote root; errors are
 left as Python/botocore exceptions for ``RemoteStore`` to map to Assay errors.
@@ -13,10 +13,8 @@ import errno
 import os
 import shutil
 import socket
-import threading
 import uuid as uuid_module
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +25,8 @@ from assay.core.errors import InvalidInput, MissingExtra, RemoteNotFound
 #: actually sent when the backend computed it on the way, else it hashes the source itself.
 Check = Callable[[str | None], None] | None
 
-#: Multipart part size; on S3, objects of twice this or more go through s3fs's multipart
-#: upload and ranged parallel download, smaller ones through one botocore request.
+#: Multipart part size; on S3, objects of twice this or more go as a multipart upload and a
+#: ranged parallel download, smaller ones as one request.
 PART_BYTES = 8 * 1024 * 1024
 #: Parts of one large file in flight at once.
 PART_CONCURRENCY = 10
@@ -211,31 +209,19 @@ class LocalBackend:
 
 
 class FsspecBackend:
-    """Any fsspec file system; S3 (s3fs) gets conditional creates and multipart settings."""
+    """Any other fsspec file system (``gs://``, ``az://``, ``memory://``, ...). It has no
+    portable no-clobber create, so it takes the documented safe path: check, then write
+    (every key written that way is new by construction)."""
+
+    conditional_writes = "new-names-only"
 
     def __init__(self, url: str, options: Mapping[str, Any], config: RemoteConfig) -> None:
         import fsspec
 
         self.url = url
         self.protocol = url.partition("://")[0]
-        self.is_s3 = self.protocol in ("s3", "s3a")
-        self.endpoint = (
-            options.get("endpoint_url")
-            or os.environ.get("AWS_ENDPOINT_URL_S3")
-            or (os.environ.get("AWS_ENDPOINT_URL"))
-        )
+        self.endpoint: str | None = options.get("endpoint_url")
         storage: dict[str, Any] = {"skip_instance_cache": True}
-        if self.is_s3:
-            storage["use_listings_cache"] = False
-            storage["config_kwargs"] = {
-                "connect_timeout": config.connect_timeout,
-                "read_timeout": config.read_timeout,
-                # s3fs retries (with back-off); botocore's own retries would multiply them.
-                "retries": {"total_max_attempts": 1},
-                "max_pool_connections": max(10, config.jobs * 2),
-            }
-            if self.endpoint:
-                storage["endpoint_url"] = self.endpoint
         try:
             self.fs, self.root = fsspec.core.url_to_fs(url, **storage)
         except ImportError as exc:
@@ -243,24 +229,6 @@ class FsspecBackend:
         except ValueError as exc:
             raise InvalidInput(f"remote {url}: {exc}") from None
         self.root = self.root.rstrip("/")
-        self.conditional_writes = "if-none-match" if self.is_s3 else "new-names-only"
-        if self.is_s3:
-            self.fs.retries = config.retries
-            self._drop_expect_header()
-
-    def _drop_expect_header(self) -> None:
-        """aiohttp waits for a ``100 Continue`` with no timeout, so a server that accepts the
-        connection and never answers would hang a PUT forever; without the header the read
-        timeout applies."""
-        from fsspec.asyn import sync
-
-        sync(self.fs.loop, self.fs.set_session)
-
-        def drop(request: Any, **_kwargs: Any) -> None:
-            if "Expect" in request.headers:
-                del request.headers["Expect"]
-
-        self.fs.s3.meta.events.register("before-sign.s3", drop)
 
     def describe(self) -> str:
         return self.url + (f" (endpoint {self.endpoint})" if self.endpoint else "")
@@ -270,15 +238,6 @@ class FsspecBackend:
         return self.root.split("/", 1)[0]
 
     def probe(self, create: bool) -> None:
-        if self.is_s3:
-            from fsspec.asyn import sync
-
-            try:
-                sync(self.fs.loop, self.fs._call_s3, "head_bucket", Bucket=self.bucket)
-            except FileNotFoundError:
-                raise RemoteNotFound(self._no_bucket()) from None
-            self.fs.find(self._path("contexts"), maxdepth=1)  # list permission, too
-            return
         if not self.fs.exists(self.root):
             if create:
                 self.fs.makedirs(self.root, exist_ok=True)
@@ -322,27 +281,10 @@ class FsspecBackend:
     def put_file(self, source: str, key: str, size: int, check: Check = None) -> None:
         if check is not None:
             check(None)
-        if self.is_s3:
-            self.fs.put_file(
-                source, self._path(key), chunksize=PART_BYTES, max_concurrency=PART_CONCURRENCY
-            )
-        else:
-            self.fs.put_file(source, self._path(key))
+        self.fs.put_file(source, self._path(key))
 
     def put_new(self, key: str, data: bytes) -> bool:
         path = self._path(key)
-        if self.conditional_writes == "if-none-match":
-            try:
-                self.fs.pipe_file(path, data, mode="create")
-                return True
-            except FileExistsError:
-                return False
-            except OSError as exc:
-                if exc.errno not in (errno.ENOSYS, errno.EINVAL):
-                    raise
-                # The server does not implement conditional writes: the documented safe path
-                # (every key written this way is new: a uuid or a random suffix).
-                self.conditional_writes = "new-names-only"
         if self.fs.exists(path):
             return False
         self.fs.pipe_file(path, data)
@@ -378,251 +320,6 @@ class FsspecBackend:
             if relative:
                 found.append((relative, int(detail["size"]), _version_token(detail)))
         return sorted(found)
-
-
-class S3Backend(FsspecBackend):
-    """S3: small objects through a botocore client on the caller's threads (about twice the
-    requests per second of s3fs's single event loop here); large files through s3fs's
-    multipart upload and ranged parallel download."""
-
-    def __init__(self, url: str, options: Mapping[str, Any], config: RemoteConfig) -> None:
-        # No s3fs here: every operation below is one botocore call (or a few on threads).
-        self.url = url
-        self.protocol = url.partition("://")[0]
-        self.is_s3 = True
-        self.conditional_writes = "if-none-match"
-        self.endpoint = (
-            options.get("endpoint_url")
-            or os.environ.get("AWS_ENDPOINT_URL_S3")
-            or os.environ.get("AWS_ENDPOINT_URL")
-        )
-        self.root = url.partition("://")[2].strip("/")
-        try:
-            import botocore.session
-            from botocore.config import Config
-        except ImportError as exc:
-            raise MissingExtra(
-                f"remote {url} needs botocore (installed with s3fs): {exc}"
-            ) from None
-
-        session = botocore.session.Session()
-        self.client = session.create_client(
-            "s3",
-            endpoint_url=self.endpoint or None,
-            config=Config(
-                connect_timeout=config.connect_timeout,
-                read_timeout=config.read_timeout,
-                retries={"total_max_attempts": config.retries, "mode": "standard"},
-                max_pool_connections=max(10, config.jobs * 2),
-            ),
-        )
-        self.bucket_name, _, prefix = self.root.partition("/")
-        self.prefix = prefix.strip("/")
-
-    def _key(self, key: str) -> str:
-        if not key:
-            return self.prefix
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def _call(self, method: str, **kwargs: Any) -> Any:
-        from botocore.exceptions import ClientError
-        from s3fs.errors import translate_boto_error
-
-        try:
-            return getattr(self.client, method)(Bucket=self.bucket_name, **kwargs)
-        except ClientError as exc:
-            raise translate_boto_error(exc) from None
-
-    def probe(self, create: bool) -> None:
-        try:
-            self._call("head_bucket")
-        except FileNotFoundError:
-            raise RemoteNotFound(self._no_bucket()) from None
-        self._call("list_objects_v2", Prefix=self._key("contexts/"), MaxKeys=1)
-
-    def exists(self, key: str) -> bool:
-        try:
-            self._call("head_object", Key=self._key(key))
-        except FileNotFoundError as exc:
-            if "bucket" in str(exc).lower():
-                raise
-            return False
-        return True
-
-    def _listing(self, prefix: str, delimiter: bool) -> tuple[list[str], list[str]]:
-        base = self._key(prefix).rstrip("/") + "/"
-        files: list[str] = []
-        dirs: list[str] = []
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"Prefix": base}
-            if delimiter:
-                kwargs["Delimiter"] = "/"
-            if token:
-                kwargs["ContinuationToken"] = token
-            page = self._call("list_objects_v2", **kwargs)
-            files.extend(item["Key"][len(base) :] for item in page.get("Contents", []))
-            dirs.extend(
-                item["Prefix"][len(base) :].rstrip("/") for item in page.get("CommonPrefixes", [])
-            )
-            if not page.get("IsTruncated"):
-                return files, dirs
-            token = page["NextContinuationToken"]
-
-    def list_files(self, prefix: str) -> list[str]:
-        files, _dirs = self._listing(prefix, delimiter=True)
-        return sorted(f for f in files if f and not f.startswith("."))
-
-    def list_dirs(self, prefix: str) -> list[str]:
-        _files, dirs = self._listing(prefix, delimiter=True)
-        return sorted(dirs)
-
-    def list_tree(self, prefix: str) -> list[str]:
-        files, _dirs = self._listing(prefix, delimiter=False)
-        return sorted(files)
-
-    def put_file(self, source: str, key: str, size: int, check: Check = None) -> None:
-        if size >= 2 * PART_BYTES:
-            self._multipart_upload(source, key, size, check)
-            return
-        if check is not None:
-            check(None)
-        with open(source, "rb") as handle:
-            self._call("put_object", Key=self._key(key), Body=handle.read())
-
-    def _multipart_upload(self, source: str, key: str, size: int, check: Check) -> None:
-        """Parts of ``PART_BYTES`` read and sent by ``PART_CONCURRENCY`` threads (hashing for
-        the signature runs outside the GIL, so threads beat one event loop here). The parts
-        are BLAKE3-hashed in order as they are read; ``check`` gets that digest once they are
-        sent, and the upload completes (becomes visible) only if it passes."""
-        object_key = self._key(key)
-        # CRC32 per part, checked by the server, as s3transfer does: end-to-end integrity of
-        # each part (and moto then finishes a 1 GiB upload in about half the time).
-        upload_id = self._call(
-            "create_multipart_upload", Key=object_key, ChecksumAlgorithm="CRC32"
-        )["UploadId"]
-
-        digest = _OrderedHasher()
-
-        def send(number: int) -> dict[str, Any]:
-            with open(source, "rb") as handle:
-                handle.seek((number - 1) * PART_BYTES)
-                data = handle.read(PART_BYTES)
-            digest.add(number, data)
-            response = self._call(
-                "upload_part",
-                Key=object_key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,
-                ChecksumAlgorithm="CRC32",
-            )
-            part = {"PartNumber": number, "ETag": response["ETag"]}
-            if response.get("ChecksumCRC32"):
-                part["ChecksumCRC32"] = response["ChecksumCRC32"]
-            return part
-
-        count = (size + PART_BYTES - 1) // PART_BYTES
-        try:
-            with ThreadPoolExecutor(max_workers=min(PART_CONCURRENCY, count)) as pool:
-                parts = list(pool.map(send, range(1, count + 1)))
-            if check is not None:
-                check(digest.hexdigest(count))  # of the very bytes sent, not a re-read
-            self._call(
-                "complete_multipart_upload",
-                Key=object_key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self._call("abort_multipart_upload", Key=object_key, UploadId=upload_id)
-            raise
-
-    def put_new(self, key: str, data: bytes) -> bool:
-        if self.conditional_writes == "if-none-match":
-            try:
-                self._call("put_object", Key=self._key(key), Body=data, IfNoneMatch="*")
-                return True
-            except FileExistsError:
-                return False
-            except OSError as exc:
-                if exc.errno not in (errno.ENOSYS, errno.EINVAL):
-                    raise
-                self.conditional_writes = "new-names-only"  # the documented safe path
-        if self.exists(key):
-            return False
-        self._call("put_object", Key=self._key(key), Body=data)
-        return True
-
-    def get_bytes(self, key: str) -> bytes:
-        response = self._call("get_object", Key=self._key(key))
-        return bytes(response["Body"].read())
-
-    def get_file(self, key: str, dest: str, size: int | None = None) -> None:
-        if size is not None and size >= 2 * PART_BYTES:
-            self._ranged_download(key, dest)
-            return
-        response = self._call("get_object", Key=self._key(key))
-        with open(dest, "wb") as handle:
-            for chunk in response["Body"].iter_chunks(1024 * 1024):
-                handle.write(chunk)
-
-    def _ranged_download(self, key: str, dest: str) -> None:
-        """``PART_CONCURRENCY`` ranges (at least ``PART_BYTES`` each) fetched on threads into
-        ``dest``: few requests, all in flight at once. The object's actual size is used, so a
-        truncated object fails its hash check."""
-        object_key = self._key(key)
-        size = int(self._call("head_object", Key=object_key)["ContentLength"])
-        span = max(PART_BYTES, -(-size // PART_CONCURRENCY))
-        with open(dest, "wb") as handle:
-            handle.truncate(size)
-
-        def fetch(start: int) -> None:
-            end = min(size, start + span) - 1
-            response = self._call("get_object", Key=object_key, Range=f"bytes={start}-{end}")
-            written = 0
-            with open(dest, "r+b") as handle:
-                handle.seek(start)
-                for chunk in response["Body"].iter_chunks(1024 * 1024):
-                    handle.write(chunk)
-                    written += len(chunk)
-            if written != end - start + 1:
-                raise OSError(errno.EIO, f"short read of {key} at {start}")
-
-        starts = list(range(0, size, span))
-        with ThreadPoolExecutor(max_workers=max(1, min(PART_CONCURRENCY, len(starts)))) as pool:
-            list(pool.map(fetch, starts))
-
-    def find(self, prefix: str) -> list[tuple[str, int, str]]:
-        object_key = self._key(prefix)
-        if object_key:
-            try:
-                head = self._call("head_object", Key=object_key)
-                return [("", int(head["ContentLength"]), f"ETag={head.get('ETag', '')}")]
-            except FileNotFoundError as exc:
-                if "bucket" in str(exc).lower():
-                    raise
-        base = object_key.rstrip("/") + "/" if object_key else ""
-        found: list[tuple[str, int, str]] = []
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"Prefix": base}
-            if token:
-                kwargs["ContinuationToken"] = token
-            page = self._call("list_objects_v2", **kwargs)
-            for item in page.get("Contents", []):
-                relative = item["Key"][len(base) :]
-                if relative and not relative.endswith("/"):
-                    found.append((relative, int(item["Size"]), f"ETag={item.get('ETag', '')}"))
-            if not page.get("IsTruncated"):
-                return sorted(found)
-            token = page["NextContinuationToken"]
-
-    def delete(self, keys: Sequence[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
-            self._call("delete_objects", Delete={"Objects": batch, "Quiet": True})
 
 
 def _version_token(info: Mapping[str, Any]) -> str:
@@ -678,27 +375,3 @@ def first_line(exc: BaseException) -> str:
 def _unlink_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-class _OrderedHasher:
-    """BLAKE3 over parts that arrive out of order from several threads: each part waits until
-    the ones before it are hashed (reads run nearly in order, so few wait)."""
-
-    def __init__(self) -> None:
-        import blake3
-
-        self._hasher = blake3.blake3()
-        self._waiting: dict[int, bytes] = {}
-        self._next = 1
-        self._lock = threading.Lock()
-
-    def add(self, number: int, data: bytes) -> None:
-        with self._lock:
-            self._waiting[number] = data
-            while self._next in self._waiting:
-                self._hasher.update(self._waiting.pop(self._next))
-                self._next += 1
-
-    def hexdigest(self, parts: int) -> str | None:
-        with self._lock:
-            return self._hasher.hexdigest() if self._next == parts + 1 else None
