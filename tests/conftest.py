@@ -7,21 +7,15 @@ backend. PostgreSQL tests skip visibly when the server is absent, and fail inste
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from assay.bundles.workspace import close_workspaces
+from helpers import POSTGRES_ADMIN_URL, skip_or_fail, temporary_postgres_database
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "ASSAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-REQUIRE_SERVICES = os.environ.get("ASSAY_REQUIRE_SERVICES") == "1"
 _CATALOG_TABLES = (
     "question_events",
     "questions",
@@ -34,35 +28,14 @@ _CATALOG_TABLES = (
 )
 
 
-def skip_or_fail(reason: str) -> None:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{reason} (ASSAY_REQUIRE_SERVICES=1: a missing service is a failure)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A fresh database on the local PostgreSQL server for this test session (or worker)."""
-    admin = create_engine(
-        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
     try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure to connect means "no server here"
-        admin.dispose()
-        skip_or_fail(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc.__class__.__name__}")
-    name = f"assay_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        close_workspaces()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with temporary_postgres_database(POSTGRES_ADMIN_URL, "assay_test") as url:
+            yield url
+    except ConnectionError as exc:
+        skip_or_fail(str(exc))
 
 
 def _truncate(url: str) -> None:

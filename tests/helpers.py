@@ -4,14 +4,17 @@ child processes. Nothing here stands in for Assay's own code; it only looks at w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, update
 
 from assay.bundles.workspace import open_workspace
@@ -20,6 +23,18 @@ from assay.catalog.schema import bundles, metadata
 PYTHON = sys.executable
 #: An old, fixed modification time: files older than the stat cache's "racy" window.
 OLD_MTIME_NS = 1_600_000_000 * 1_000_000_000
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ASSAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_SERVICES = os.environ.get("ASSAY_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip visibly when a service is absent; under ASSAY_REQUIRE_SERVICES=1, fail instead."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (ASSAY_REQUIRE_SERVICES=1: a missing service is a failure)")
+    pytest.skip(reason)
 
 
 def write_files(root: Path, files: Mapping[str, bytes | str], mtime_ns: int | None = None) -> Path:
@@ -134,3 +149,38 @@ _start = float(sys.argv[1])
 while time.time() < _start:
     time.sleep(0.001)
 """
+
+
+@contextlib.contextmanager
+def temporary_postgres_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A fresh database on the PostgreSQL server at ``admin_url``, dropped afterwards.
+
+    Raises ``ConnectionError`` (with the reason) when the server cannot be reached, so the
+    caller can skip visibly or fail under ASSAY_REQUIRE_SERVICES=1.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from assay.bundles.workspace import close_workspaces
+
+    admin = create_engine(
+        admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure to connect means "no server here"
+        admin.dispose()
+        raise ConnectionError(
+            f"PostgreSQL not reachable at {admin_url}: {type(exc).__name__}"
+        ) from None
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        close_workspaces()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

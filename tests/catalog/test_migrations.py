@@ -20,8 +20,7 @@ from assay.bundles.workspace import open_workspace
 from assay.catalog import migrations
 from assay.catalog.engine import create_catalog_engine
 from assay.catalog.schema import metadata
-from conftest import POSTGRES_ADMIN_URL, skip_or_fail
-from helpers import WAIT_FOR_START, start_python, start_time
+from helpers import POSTGRES_ADMIN_URL, WAIT_FOR_START, skip_or_fail, start_python, start_time
 
 VERSIONS = Path(migrations.__file__).parent / "versions"
 

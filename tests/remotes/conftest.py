@@ -7,22 +7,15 @@ visibly when it cannot start, and fails under ``ASSAY_REQUIRE_SERVICES=1``.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from remote_helpers import MOTO_SERVER, Machine, Remote, make_bucket, start_moto, stop_moto
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from assay.bundles.workspace import close_workspaces
+from helpers import POSTGRES_ADMIN_URL, skip_or_fail, temporary_postgres_database
 
-REQUIRE_SERVICES = os.environ.get("ASSAY_REQUIRE_SERVICES") == "1"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "ASSAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -30,18 +23,12 @@ AWS_ENV = {
 }
 
 
-def _skip_or_fail(reason: str) -> None:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{reason} (ASSAY_REQUIRE_SERVICES=1: a missing service is a failure)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """The endpoint URL of a moto_server started for this session."""
     server = start_moto()
     if server is None:
-        _skip_or_fail(f"moto_server could not be started ({MOTO_SERVER})")
+        skip_or_fail(f"moto_server could not be started ({MOTO_SERVER})")
     assert server is not None
     try:
         yield server.endpoint
@@ -87,26 +74,11 @@ _TABLES = (
 @pytest.fixture(scope="session")
 def second_postgres_database() -> Iterator[str]:
     """A second fresh PostgreSQL database: machine B's catalog."""
-    admin = create_engine(
-        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
     try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        admin.dispose()
-        _skip_or_fail(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {type(exc).__name__}")
-    name = f"assay_test_b_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        close_workspaces()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with temporary_postgres_database(POSTGRES_ADMIN_URL, "assay_test_b") as url:
+            yield url
+    except ConnectionError as exc:
+        skip_or_fail(str(exc))
 
 
 def _truncate(url: str) -> None:

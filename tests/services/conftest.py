@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from service_types import ServiceFactory
 
 from assay.services import registry
-
-ServiceFactory = Callable[..., Path]
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from service_helpers import FAST, local
+from service_types import ServiceFactory
 
 from assay.core.errors import (
     AssayError,
@@ -24,7 +25,6 @@ from assay.core.errors import (
 )
 from assay.resources import Manifest
 from assay.services import Child, get_question, list_events, list_questions, registry, replay
-from conftest import ServiceFactory
 from helpers import catalog_counts, write_files
 
 TWINE = {

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import ServiceFactory
+from service_types import ServiceFactory
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "cli"))
 from cli_helpers import expect_error, invoke, ok

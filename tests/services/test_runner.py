@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from service_types import ServiceFactory
 
 from assay import api
 from assay.core.errors import InvalidApp, InvalidServiceConfig, InvalidStrand, MissingCredential
 from assay.resources import Datafile, Dataset, Manifest
 from assay.services import Analysis, Runner
-from conftest import ServiceFactory
 from helpers import catalog_counts, write_files
 
 TWINE = {

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 from service_helpers import FAST, local
+from service_types import ServiceFactory
 
 from assay.core.errors import ChildCrashed, QuestionCancelled, QuestionNotFound, QuestionTimeout
 from assay.services import Child, QuestionRecord, get_question, list_events, list_questions
 from assay.services.child import _cancel_elsewhere
 from assay.services.local import close_pool, pool_pids
-from conftest import ServiceFactory
 
 TWINE = {
     "input_values_schema": {
