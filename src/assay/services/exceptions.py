@@ -30,7 +30,7 @@ def exception_payload(error: BaseException) -> dict[str, Any]:
     if len(text) > _MAX_TRACEBACK:
         text = "[... traceback truncated ...]\n" + text[-_MAX_TRACEBACK:]
     if isinstance(error, SystemExit):
-        message = f"the app called sys.exit({error.code!r})"
+        message = f"the app exited with SystemExit({error.code!r}) (a sys.exit call)"
     else:
         message = str(error.message) if isinstance(error, AssayError) else str(error)
     payload: dict[str, Any] = {

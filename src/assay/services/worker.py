@@ -469,4 +469,4 @@ def serve() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    raise SystemExit(main(sys.argv[1:]))  # the process entry point: its exit status
