@@ -11,20 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from assay.bundles.workspace import close_workspaces
-from helpers import POSTGRES_ADMIN_URL, skip_or_fail, temporary_postgres_database
-
-_CATALOG_TABLES = (
-    "question_events",
-    "questions",
-    "remote_bundles",
-    "links",
-    "tags",
-    "bundle_files",
-    "bundles",
-    "contexts",
+from helpers import (
+    POSTGRES_ADMIN_URL,
+    skip_or_fail,
+    temporary_postgres_database,
+    truncate_catalog,
 )
 
 
@@ -38,24 +31,13 @@ def postgres_database() -> Iterator[str]:
         skip_or_fail(str(exc))
 
 
-def _truncate(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            exists = conn.execute(text("SELECT to_regclass('public.contexts')")).scalar()
-            if exists:
-                conn.execute(text("TRUNCATE " + ", ".join(_CATALOG_TABLES) + " CASCADE"))
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def catalog(request: pytest.FixtureRequest) -> str:
     """The catalog URL for this run of the test: SQLite under ASSAY_HOME, or PostgreSQL."""
     if request.param == "sqlite":
         return "sqlite"
     url: str = request.getfixturevalue("postgres_database")
-    _truncate(url)
+    truncate_catalog(url)
     return url
 
 

@@ -184,3 +184,20 @@ def temporary_postgres_database(admin_url: str, prefix: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def truncate_catalog(url: str) -> None:
+    """Empty every catalog table of the PostgreSQL database at ``url`` (if it has the schema).
+
+    The table list comes from the schema itself, so a new table is never forgotten.
+    """
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if conn.execute(text("SELECT to_regclass('public.contexts')")).scalar():
+                names = ", ".join(table.name for table in reversed(metadata.sorted_tables))
+                conn.execute(text(f"TRUNCATE {names} CASCADE"))
+    finally:
+        engine.dispose()

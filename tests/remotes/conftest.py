@@ -12,9 +12,13 @@ from pathlib import Path
 
 import pytest
 from remote_helpers import MOTO_SERVER, Machine, Remote, make_bucket, start_moto, stop_moto
-from sqlalchemy import create_engine, text
 
-from helpers import POSTGRES_ADMIN_URL, skip_or_fail, temporary_postgres_database
+from helpers import (
+    POSTGRES_ADMIN_URL,
+    skip_or_fail,
+    temporary_postgres_database,
+    truncate_catalog,
+)
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -59,18 +63,6 @@ def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Remote:
 
 
 # -- two machines ---------------------------------------------------------------------------
-_TABLES = (
-    "question_events",
-    "questions",
-    "remote_bundles",
-    "links",
-    "tags",
-    "bundle_files",
-    "bundles",
-    "contexts",
-)
-
-
 @pytest.fixture(scope="session")
 def second_postgres_database() -> Iterator[str]:
     """A second fresh PostgreSQL database: machine B's catalog."""
@@ -79,16 +71,6 @@ def second_postgres_database() -> Iterator[str]:
             yield url
     except ConnectionError as exc:
         skip_or_fail(str(exc))
-
-
-def _truncate(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            if conn.execute(text("SELECT to_regclass('public.contexts')")).scalar():
-                conn.execute(text("TRUNCATE " + ", ".join(_TABLES) + " CASCADE"))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
@@ -101,6 +83,6 @@ def machines(
         b = Machine("B", tmp_path / "home-b", None)
     else:
         url: str = request.getfixturevalue("second_postgres_database")
-        _truncate(url)
+        truncate_catalog(url)
         b = Machine("B", tmp_path / "home-b", url)
     return a, b
