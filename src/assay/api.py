@@ -106,8 +106,15 @@ def ls_contexts() -> list[ContextInfo]:
 
 
 def delete_context(context_name: str, force: bool = False) -> None:
-    """Delete a context and its bundles; refuses while committed bundles are unpushed."""
+    """Delete a context and its bundles; refuses while committed bundles are unpushed.
+
+    A context that does not exist is a no-op, as in Disdat (code calls this before creating
+    one); an invalid name is still an error. The CLI's ``assay context rm`` reports it.
+    """
     workspace = _workspace()
+    check_context_name(context_name)
+    if context_name not in {c.name for c in operations.list_contexts(workspace)}:
+        return
     operations.delete_context(workspace, context_name, force=force)
     if current_context() == context_name:
         workspace.settings.current_context_file.unlink(missing_ok=True)
@@ -267,13 +274,17 @@ def remote(
     local_context: str,
     remote_context: str,
     remote_url: str,
-    force: bool = False,
+    force: bool = True,
     endpoint_url: str | None = None,
 ) -> None:
     """Bind ``local_context`` to ``remote_context`` at ``remote_url`` (``s3://bucket/prefix``,
-    ``file:///path``, or any installed fsspec protocol). The remote is checked first. A
-    context with a different remote needs ``force``. Credentials, region and endpoint come
-    from the usual AWS environment; ``endpoint_url`` is stored with the binding (no secrets)."""
+    ``file:///path``, or any installed fsspec protocol). The remote is checked first.
+
+    As in Disdat, a context already bound elsewhere is re-bound (bundles pulled from the old
+    remote and not localized can be localized again only once it is bound back); pass
+    ``force=False`` to refuse instead (``RemoteExists``), as ``assay remote add`` does without
+    ``--force``. Credentials, region and endpoint come from the usual AWS environment;
+    ``endpoint_url`` is stored with the binding (no secrets)."""
     remotes.bind(_workspace(), local_context, remote_context, remote_url, force, endpoint_url)
 
 

@@ -243,7 +243,7 @@ def test_path_that_does_not_exist(ctx: str, tmp_path: Path, assay_home: Path) ->
     assert not (assay_home / "store" / "objects").exists()
 
 
-@pytest.mark.parametrize("bad", ["a/b", "with space", "", "-x"])
+@pytest.mark.parametrize("bad", ["a/b", "..", "", "a@b", "line\nbreak"])
 def test_bad_bundle_names_are_refused_and_nothing_is_written(
     ctx: str, tmp_path: Path, assay_home: Path, bad: str
 ) -> None:

@@ -14,10 +14,22 @@ from assay.core.errors import InvalidLabel, InvalidName, InvalidTag
 # The rules as the error messages state them, matched against the WHOLE string.
 TAG_KEY_RULE = re.compile(r"[a-z0-9][a-z0-9_]*(?<!_)")
 LABEL_RULE = re.compile(r"[a-z0-9][a-z0-9-]*(?<!-)")
-NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def name_rule(name: str) -> bool:
+    """The context/bundle name rule as the error message states it (Disdat's, minus paths)."""
+    return (
+        0 < len(name) <= 128
+        and name.strip() != ""
+        and name not in (".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name)
+    )
+
 
 # Characters near the rules' edges, plus anything at all.
-_near = st.text(alphabet="abcxyzAZ0129_-. /\t\u00e9", max_size=12)
+_near = st.text(alphabet="abcxyzAZ0129_-. /\\\t\x7f\u00e9@", max_size=12)
 _candidates = st.one_of(_near, st.text(max_size=12))
 
 
@@ -47,12 +59,20 @@ def test_label_check_agrees_with_the_rule(label: str) -> None:
 
 @settings(deadline=None)  # no wall-clock limits in tests (CONVENTIONS)
 @given(name=st.one_of(_candidates, st.text(alphabet="ab.", min_size=120, max_size=140)))
+@example(name="___test_context___")
+@example(name="..")
 def test_name_checks_agree_with_the_rule(name: str) -> None:
-    if name.endswith("\n"):
-        return
-    expected = bool(NAME_RULE.fullmatch(name))
+    expected = name_rule(name)
     assert _accepts(names.check_context_name, name, InvalidName) == expected
-    assert _accepts(names.check_bundle_name, name, InvalidName) == expected
+    assert _accepts(names.check_bundle_name, name, InvalidName) == (expected and "@" not in name)
+
+
+@pytest.mark.parametrize(
+    "name", ["___test_context___", "_leading", "-dash", "with space", "Ünïcode", "a..b", "x" * 128]
+)
+def test_disdat_style_names_are_accepted(name: str) -> None:
+    assert names.check_context_name(name) == name
+    assert names.check_bundle_name(name) == name
 
 
 @settings(deadline=None)  # no wall-clock limits in tests (CONVENTIONS)

@@ -63,7 +63,7 @@ def test_ls_empty_and_unknown(lab: Path) -> None:
     assert ok("ls", "--json").json() == []
     expect_error(invoke("ls", "nope"), 3, "no bundle named 'nope' in context 'lab'")
     expect_error(invoke("ls", "-c", "nope"), 3, "no context named 'nope'")
-    expect_error(invoke("ls", "-c", "a b"), 2, "invalid context name")
+    expect_error(invoke("ls", "-c", "a/b"), 2, "invalid context name")
 
 
 def test_ls_wide_values_stay_within_100_columns(lab: Path, make_file) -> None:

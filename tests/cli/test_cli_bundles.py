@@ -84,13 +84,13 @@ def test_add_bad_tag_writes_nothing(lab: Path, data_dir: Path, tag: str, message
     assert store_blobs(lab) == []
 
 
-@pytest.mark.parametrize("name", ["a/b", "a b"])
+@pytest.mark.parametrize("name", ["a/b", ".."])
 def test_add_bad_bundle_name_writes_nothing(lab: Path, data_dir: Path, name: str) -> None:
     expect_error(invoke("add", name, data_dir), 2, "invalid bundle name")
     assert catalog_state() == {"lab": []}
 
 
-@pytest.mark.parametrize("context", ["a/b", "a b"])
+@pytest.mark.parametrize("context", ["a/b", ".."])
 def test_add_bad_context_name(lab: Path, data_dir: Path, context: str) -> None:
     expect_error(invoke("add", "raw", data_dir, "-c", context), 2, "invalid context name")
     assert catalog_state() == {"lab": []}

@@ -43,7 +43,7 @@ def _push_one(context: str, root: Path, files: dict[str, str], name: str = "b") 
 
 
 # -- binding --------------------------------------------------------------------------------
-def test_binding_a_second_remote_needs_force(
+def test_api_remote_rebinds_as_disdat_unless_force_is_false(
     sqlite_home: Path, remote: Remote, tmp_path: Path
 ) -> None:
     api.context("lab")
@@ -53,11 +53,11 @@ def test_binding_a_second_remote_needs_force(
     other.mkdir()
 
     with pytest.raises(RemoteExists) as caught:
-        api.remote("lab", "elsewhere", f"file://{other}")
+        api.remote("lab", "elsewhere", f"file://{other}", force=False)
 
     assert "force=True" in str(caught.value)
     assert [c.remote for c in api.ls_contexts()] == [f"lab@{remote.url}"]
-    api.remote("lab", "elsewhere", f"file://{other}", force=True)
+    api.remote("lab", "elsewhere", f"file://{other}")  # Disdat's api.remote re-binds
     assert [c.remote for c in api.ls_contexts()] == [f"elsewhere@file://{other}"]
 
 

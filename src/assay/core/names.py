@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -10,25 +11,49 @@ from assay.core.errors import InvalidLabel, InvalidName, InvalidTag
 
 TAG_KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*(?<!_)$")
 LABEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*(?<!-)$")
-#: Contexts and bundle names: letters, digits, ``.``, ``_``, ``-``; no slash, no spaces.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: Longest context or bundle name (the catalog columns are 128 characters wide).
+MAX_NAME_LENGTH = 128
+NAME_RULE = (
+    "1-128 characters, not '.' or '..', without '/', '\\' or control characters "
+    "(Disdat's names, e.g. '___test_context___', are accepted)"
+)
+
+
+def _name_problem(name: object, what: str) -> str | None:
+    """Why ``name`` cannot be a context or bundle name, or None when it can.
+
+    The rule is Disdat's (any text) minus what could escape a folder or break a line: path
+    separators, ``.``/``..``, control characters (NUL included: PostgreSQL text cannot hold it).
+    """
+    if not isinstance(name, str):
+        return f"a {what} name must be text, not {type(name).__name__}"
+    if not name or not name.strip():
+        return f"a {what} name cannot be empty or blank"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"a {what} name has at most {MAX_NAME_LENGTH} characters"
+    if name in (".", ".."):
+        return f"{name!r} cannot be a {what} name"
+    if "/" in name or "\\" in name:
+        return f"a {what} name cannot contain '/' or '\\'"
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        return f"a {what} name cannot contain control characters"
+    return None
 
 
 def check_context_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise InvalidName(
-            f"invalid context name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit (no slashes or spaces)"
-        )
+    problem = _name_problem(name, "context")
+    if problem is not None:
+        raise InvalidName(f"invalid context name {name!r}: {problem} (use {NAME_RULE})")
     return name
 
 
 def check_bundle_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise InvalidName(
-            f"invalid bundle name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit (no slashes or spaces)"
-        )
+    """A context name's rule, and no ``@``: it separates name and uuid in ``assay://`` URIs."""
+    problem = _name_problem(name, "bundle")
+    if problem is None and "@" in name:
+        problem = "a bundle name cannot contain '@' (it separates name and uuid in assay:// URIs)"
+    if problem is not None:
+        raise InvalidName(f"invalid bundle name {name!r}: {problem} (use {NAME_RULE})")
     return name
 
 
