@@ -82,4 +82,6 @@ def test_rm_context_with_committed_bundles_needs_force(lab: Path, make_file) -> 
 
     ok("context", "rm", "lab", "--force")
     assert api.ls_contexts() == []
-    expect_error(invoke("ls"), 2, "no current context")
+    assert api.current_context() is None
+    assert ok("ls", "--json").json() == []  # no context left: 'default' is made, as on a new home
+    assert api.current_context() == "default"

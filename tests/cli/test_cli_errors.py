@@ -153,11 +153,11 @@ def test_version(sqlite_home: Path) -> None:
 def test_main_returns_exit_codes(sqlite_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("assay ")
-    assert main(["ls"]) == 2
+    assert main(["context", "create", "lab", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"context": "lab", "created": True}
+    assert main(["ls"]) == 2  # a context exists but none is current
     captured = capsys.readouterr()
     assert captured.err == NO_CONTEXT + "\n"
     assert captured.out == ""
-    assert main(["context", "create", "lab", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"context": "lab", "created": True}
     assert main(["show", "nope", "-c", "lab"]) == 3
     assert main(["ls", "--bogus"]) == 2

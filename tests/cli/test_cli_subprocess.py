@@ -41,11 +41,11 @@ def test_exit_codes_and_one_line_errors(sqlite_home: Path, tmp_path: Path) -> No
     data = tmp_path / "a.txt"
     data.write_text("hello\n")
 
-    result = _run(sqlite_home, "ls")
+    ok("context", "create", "lab")  # set-up in-process: only the checks pay a process start
+    result = _run(sqlite_home, "ls")  # contexts exist, none is current: an error, not a guess
     assert result.returncode == 2
     assert "no current context" in _one_error_line(result)
 
-    ok("context", "create", "lab")  # set-up in-process: only the checks pay a process start
     ok("context", "switch", "lab")
     added = _run(sqlite_home, "add", "raw", data, "--json")
     assert added.returncode == 0, added.stderr
@@ -62,7 +62,8 @@ def test_exit_codes_and_one_line_errors(sqlite_home: Path, tmp_path: Path) -> No
 
     usage = _run(sqlite_home, "ls", "--bogus")
     assert usage.returncode == 2
-    assert "Traceback" not in usage.stderr
+    assert _one_error_line(usage) == "error: No such option: --bogus (see 'assay ls --help')"
+    assert usage.stdout == ""
 
     version = _run(sqlite_home, "--version")
     assert version.returncode == 0
@@ -102,3 +103,26 @@ def test_unreachable_catalog_exits_6_with_the_password_masked(tmp_path: Path) ->
     assert "cannot reach the catalog" in line
     assert "u:***@127.0.0.1:1/x" in line
     assert ":pw@" not in result.stderr + result.stdout
+
+
+def test_a_new_machine_needs_no_ceremony(tmp_path: Path) -> None:
+    home = tmp_path / "new-home"  # does not exist yet: a new machine
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("a\n")
+
+    added = _run(home, "add", "x", data, "--json")
+    listed = _run(home, "ls", "--json")
+
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["bundle"]["context"] == "default"
+    assert listed.returncode == 0, listed.stderr
+    assert [entry["name"] for entry in json.loads(listed.stdout)] == ["x"]
+    assert listed.stderr == ""
+
+
+def test_usage_error_under_json_is_one_json_document(tmp_path: Path) -> None:
+    result = _run(tmp_path / "home", "--json", "add")
+    assert result.returncode == 2
+    assert "Missing argument 'NAME'" in _one_error_line(result)
+    assert json.loads(result.stdout)["error"]["code"] == "usage_error"

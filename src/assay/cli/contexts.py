@@ -10,7 +10,8 @@ from rich.console import Console
 from assay import api
 from assay.cli.output import Output, cell, iso_time, local_time, table
 from assay.cli.session import JsonOption
-from assay.core.errors import ContextExists
+from assay.core.errors import ContextExists, ContextNotFound
+from assay.core.names import check_context_name
 from assay.core.records import ContextInfo
 
 context_app = typer.Typer(
@@ -93,5 +94,9 @@ def rm(
 ) -> None:
     """Delete a context and its bundles (blobs are freed by 'assay gc')."""
     out = Output.of(ctx)
+    check_context_name(name)
+    if name not in {info.name for info in api.ls_contexts()}:
+        # api.delete_context is a no-op here (as Disdat's); a person typing a name learns.
+        raise ContextNotFound(f"no context named {name!r}")
     api.delete_context(name, force=force)
     out.emit({"deleted": name}, f"deleted context {name!r}")

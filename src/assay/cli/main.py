@@ -26,6 +26,7 @@ from typing import Annotated, Any
 
 import typer
 from typer._click import Context as ClickContext  # the Context type TyperGroup.invoke takes
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from assay.cli import browse, bundles, integrity, lineage
@@ -41,23 +42,64 @@ from assay.cli.services import run as run_service
 from assay.cli.session import JsonOption, Session, session
 from assay.core.errors import AssayError
 
+USAGE_ERROR_EXIT = 2
 INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE
 INTERRUPTED_EXIT = 130
 
 
-def _json_mode(ctx: ClickContext) -> bool:
-    obj = ctx.find_root().obj
-    return isinstance(obj, Session) and obj.json
+def _json_mode(ctx: ClickContext | None, args: Sequence[str] = ()) -> bool:
+    """``--json`` was given: seen by its eager callback, or (for an error found while parsing,
+    before the callback ran) present among the arguments before a ``--``."""
+    if ctx is not None:
+        obj = ctx.find_root().obj
+        if isinstance(obj, Session) and obj.json:
+            return True
+    words = list(args)
+    if "--" in words:
+        words = words[: words.index("--")]
+    return "--json" in words
+
+
+def report_usage_error(error: UsageError, as_json: bool) -> None:
+    """A usage error (unknown option or command, missing argument, bad value) as one line,
+    like every other error, with the command's help hint; exit code 2 is the caller's."""
+    message = error.format_message()
+    if error.ctx is not None:
+        message += f" (see '{error.ctx.command_path} --help')"
+    report_error(message, "usage_error", as_json)
 
 
 class AssayGroup(TyperGroup):
     """The root group: every error from any command ends here as one line and an exit code."""
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: ClickContext | None = None,
+        **extra: Any,
+    ) -> ClickContext:
+        # Errors in the root's own options (``assay --bogus``) happen here, before ``invoke``.
+        given = list(args)
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except UsageError as error:
+            if isinstance(error, NoArgsIsHelpError):
+                raise  # ``assay`` alone prints the help
+            report_usage_error(error, _json_mode(error.ctx, given))
+            raise typer.Exit(USAGE_ERROR_EXIT) from None
+
     def invoke(self, ctx: ClickContext) -> Any:
+        given = [*ctx.protected_args, *ctx.args] if hasattr(ctx, "protected_args") else ctx.args
         try:
             return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise  # ``assay context`` alone prints that group's help
+        except UsageError as error:
+            report_usage_error(error, _json_mode(error.ctx or ctx, given))
+            raise typer.Exit(USAGE_ERROR_EXIT) from None
         except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
-            raise  # Typer's own exits and usage errors (exit 2) keep Typer's handling
+            raise  # Typer's own exits keep Typer's handling
         except AssayError as err:
             report_error(err.message, err.code, _json_mode(ctx), err.details)
             raise typer.Exit(err.exit_code) from None

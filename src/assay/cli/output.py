@@ -8,6 +8,7 @@ Errors are one line on stderr.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -74,14 +75,33 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
+        return finite(sorted(value, key=str))
     if hasattr(value, "item") and cls.__module__ == "numpy":
-        return value.item()
+        return finite(value.item())
     return str(value)
 
 
+def finite(value: Any) -> Any:
+    """``value`` with every NaN, Infinity and -Infinity float replaced by None (JSON ``null``).
+
+    JSON has no such numbers; Python's ``json`` would write the non-standard tokens ``NaN`` and
+    ``Infinity`` that strict parsers (``jq``, JavaScript, Go) reject. Containers are copied only
+    as deep as needed; other values are returned as they are.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, indent=2, default=_json_default, ensure_ascii=False)
+    """One valid JSON document (RFC 8259): non-finite floats become ``null`` (see ``finite``)."""
+    return json.dumps(
+        finite(value), indent=2, default=_json_default, ensure_ascii=False, allow_nan=False
+    )
 
 
 def write_json(value: Any) -> None:

@@ -15,7 +15,7 @@ import typer
 
 from assay import api
 from assay.core.errors import NoCurrentContext
-from assay.core.names import parse_tag_option
+from assay.core.names import parse_tag_options
 
 
 @dataclass
@@ -69,22 +69,32 @@ TagOption = Annotated[
 ]
 
 
+#: The context a fresh ASSAY_HOME gets on first use (see ``require_context``).
+DEFAULT_CONTEXT = "default"
+
+
 def require_context(name: str | None) -> str:
-    """``name`` when given, else the current context; a clear error when there is neither."""
+    """``name`` when given, else the current context.
+
+    On a fresh ASSAY_HOME (no context at all, none current) the context ``default`` is
+    created and made current, so ``assay add x ./data`` works on a new machine without
+    ceremony. When contexts exist but none is current, that is an error naming the way out:
+    picking one of several for the user could put bundles where they were not meant to go.
+    """
     if name is not None:
         return name
     current = api.current_context()
-    if current is None:
-        raise NoCurrentContext(
-            "no current context: run 'assay context switch NAME' or pass --context NAME"
-        )
-    return current
+    if current is not None:
+        return current
+    if not api.ls_contexts():
+        api.context(DEFAULT_CONTEXT)  # 1 (exists) when another process just made it: fine
+        api.switch(DEFAULT_CONTEXT)
+        return DEFAULT_CONTEXT
+    raise NoCurrentContext(
+        "no current context: run 'assay context switch NAME' or pass --context NAME"
+    )
 
 
 def parse_tags(options: list[str] | None) -> dict[str, str]:
-    """``--tag key=value`` options as a dict (a repeated key keeps its last value)."""
-    tags: dict[str, str] = {}
-    for text in options or []:
-        key, value = parse_tag_option(text)
-        tags[key] = value
-    return tags
+    """``--tag key=value`` options as a dict; a repeated key is refused (``InvalidTag``)."""
+    return parse_tag_options(options)

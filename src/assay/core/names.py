@@ -106,6 +106,21 @@ def check_labels(labels: Iterable[str] | None) -> set[str]:
     return {check_label(label) for label in labels}
 
 
+def parse_tag_options(texts: Iterable[str] | None) -> dict[str, str]:
+    """Several ``key=value`` tags as a dict; a key given twice is refused (``InvalidTag``),
+    even with the same value, rather than one of them silently winning."""
+    tags: dict[str, str] = {}
+    for text in texts or []:
+        key, value = parse_tag_option(text)
+        if key in tags:
+            raise InvalidTag(
+                f"tag {key!r} is given twice ({key}={tags[key]} and {key}={value}); "
+                "give each tag key once"
+            )
+        tags[key] = value
+    return tags
+
+
 def parse_tag_option(text: str) -> tuple[str, str]:
     """Parse a command-line ``key=value`` tag."""
     key, sep, value = text.partition("=")
