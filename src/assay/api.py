@@ -9,8 +9,9 @@ Not here yet (they come with pipelines): ``apply``, ``run``.
 
 from __future__ import annotations
 
+import fnmatch
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,9 @@ from assay.bundle import Bundle, Lineage
 from assay.bundles import lineage as lineage_module
 from assay.bundles import maintenance, operations, remotes
 from assay.bundles.codeversion import code_version
-from assay.bundles.ingest import walk_directory
+from assay.bundles.ingest import scan, walk_directory
 from assay.bundles.workspace import Workspace, open_workspace
-from assay.core.errors import ContextNotFound, PathNotFound
+from assay.core.errors import ContextNotFound, InvalidInput, PathNotFound
 from assay.core.names import check_context_name
 from assay.core.records import ContextInfo, GcReport, LineageNode, VerifyProblem
 from assay.core.remote_records import (
@@ -47,6 +48,7 @@ __all__ = [
     "delocalize",
     "gc",
     "get",
+    "init",
     "lineage",
     "lineage_prov",
     "localize",
@@ -57,6 +59,7 @@ __all__ = [
     "rm",
     "rm_remote",
     "search",
+    "set_aws_profile",
     "switch",
     "verify",
 ]
@@ -68,6 +71,17 @@ def _workspace() -> Workspace:
 
 def _bundle(record: Any, workspace: Workspace) -> Bundle:
     return Bundle._from_record(record, workspace)
+
+
+# -- set-up ---------------------------------------------------------------------------------
+def init() -> None:
+    """Make ``ASSAY_HOME`` (catalog and store) if it does not exist yet (Disdat's ``init``)."""
+    _workspace()
+
+
+def set_aws_profile(aws_profile: str) -> None:
+    """Use this AWS profile for remotes from now on (sets ``AWS_PROFILE``, as Disdat does)."""
+    os.environ["AWS_PROFILE"] = aws_profile
 
 
 # -- contexts -------------------------------------------------------------------------------
@@ -105,14 +119,21 @@ def ls_contexts() -> list[ContextInfo]:
     return operations.list_contexts(_workspace())
 
 
-def delete_context(context_name: str, force: bool = False) -> None:
+def delete_context(context_name: str, remote: bool = False, force: bool = False) -> None:
     """Delete a context and its bundles; refuses while committed bundles are unpushed.
 
     A context that does not exist is a no-op, as in Disdat (code calls this before creating
     one); an invalid name is still an error. The CLI's ``assay context rm`` reports it.
+    ``remote=True`` (Disdat: delete the remote copy too) is refused: remove remote bundles
+    explicitly with ``rm_remote``, so one call cannot erase the shared copy.
     """
     workspace = _workspace()
     check_context_name(context_name)
+    if remote:
+        raise InvalidInput(
+            "delete_context(remote=True) is not supported: remove the remote's bundles with "
+            "api.rm_remote(context, bundle_name, rm_all=True) first"
+        )
     if context_name not in {c.name for c in operations.list_contexts(workspace)}:
         return
     operations.delete_context(workspace, context_name, force=force)
@@ -124,26 +145,32 @@ def delete_context(context_name: str, force: bool = False) -> None:
 def add(
     local_context: str,
     bundle_name: str,
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     tags: Mapping[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Bundle:
-    """Make a bundle from a file (presents as one path) or a directory (a list of paths).
+    """Make a bundle from a file (presents as one path), a directory, or a list of files and
+    directories (Disdat's ``add``; both present as a list of paths).
 
-    Files keep their names relative to the directory. When the newest version of
+    Files keep their names relative to their directory (a listed file: its base name). A value
+    (a DataFrame, a dict) is not a path: ``add`` refuses it with ``InvalidInput`` and says to use
+    ``Bundle.add_data``, as Disdat's ``add`` takes paths only. When the newest version of
     ``bundle_name`` already has exactly this content and these tags, it is returned and no new
     version is made (re-adding unchanged data is a no-op).
     """
-    source = Path(path).absolute()
-    if not source.exists():
-        raise PathNotFound(f"path does not exist: {source}")
-    files = list(walk_directory(str(source))) if source.is_dir() else None
+    sources = _add_sources(path)
     workspace = _workspace()
+    if len(sources) == 1 and not sources[0].is_dir():
+        data: Any = sources[0]
+        files = None
+    else:
+        data = sources[0]
+        files = _walk_sources(sources)
     record = operations.create_bundle(
         workspace,
         local_context,
         bundle_name,
-        source,
+        data,
         files=files,
         tags=tags,
         code_version=code_version(),
@@ -151,6 +178,48 @@ def add(
         progress=progress,
     )
     return _bundle(record, workspace)
+
+
+def _add_sources(path: Any) -> list[Path]:
+    """The existing files and directories ``add`` was given; a clear error for anything else."""
+    if isinstance(path, str | os.PathLike):
+        given = [path]
+    elif (
+        isinstance(path, list | tuple)
+        and path
+        and all(isinstance(p, str | os.PathLike) for p in path)
+    ):
+        given = list(path)
+    else:
+        raise InvalidInput(
+            f"api.add takes a path to a file or directory (or a list of them), not a "
+            f"{type(path).__name__}; to store a value such as a DataFrame or dict, use a "
+            "Bundle: 'with api.Bundle(context, name) as b: b.add_data(value)' "
+            "(or api.Bundle(context, name=name, data=value))"
+        )
+    sources = [Path(p).absolute() for p in given]
+    for source in sources:
+        if not source.exists():
+            raise PathNotFound(f"path does not exist: {source}")
+    return sources
+
+
+def _walk_sources(sources: list[Path]) -> list[Any]:
+    """Every file below the sources: a directory's at their relative paths, a file by name."""
+    found: dict[str, Any] = {}
+    for source in sources:
+        if source.is_dir():
+            entries = list(walk_directory(str(source)))
+        else:
+            entries = scan({source.name: source})
+        for entry in entries:
+            if entry.bundle_path in found:
+                raise InvalidInput(
+                    f"two of the given paths both hold {entry.bundle_path!r} "
+                    f"({found[entry.bundle_path].source} and {entry.source}); add them separately"
+                )
+            found[entry.bundle_path] = entry
+    return [found[key] for key in sorted(found)]
 
 
 # -- finding and reading --------------------------------------------------------------------
@@ -175,21 +244,38 @@ def cat(local_context: str, bundle_name: str | None = None, uuid: str | None = N
 
 def search(
     local_context: str,
-    search_name: str | None = None,
-    search_tags: Mapping[str, Any] | None = None,
+    human_name: str | None = None,
+    processing_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
     is_committed: bool | None = None,
+    find_intermediates: bool = False,
+    find_roots: bool = False,
     before: Any = None,
     after: Any = None,
+    *,
+    search_name: str | None = None,
+    search_tags: Mapping[str, Any] | None = None,
 ) -> list[Bundle]:
-    """Bundles matching every condition, newest first.
+    """Bundles matching every condition, newest first (Disdat 1.2's signature).
 
-    ``search_name`` may hold ``*`` and ``?`` wildcards; ``before``/``after`` take
-    ``YYYY-MM-DD[THH:MM:SS]`` or Disdat's ``MM-DD-YYYY[ HH:MM:SS]`` (local time) or a datetime.
+    ``human_name`` and ``processing_name`` may hold ``*`` and ``?`` wildcards; ``before`` /
+    ``after`` take ``YYYY-MM-DD[THH:MM:SS]`` or Disdat's ``MM-DD-YYYY[ HH:MM:SS]`` (local time)
+    or a datetime. ``find_roots`` / ``find_intermediates`` keep bundles with / without the
+    ``root_task`` tag, as Disdat's pipelines set it. ``search_name`` and ``search_tags`` are the
+    older keyword names of ``human_name`` and ``tags``.
     """
+    name = human_name if human_name is not None else search_name
+    wanted_tags = dict(tags if tags is not None else search_tags or {})
     workspace = _workspace()
     records = operations.search(
-        workspace, local_context, search_name, search_tags, is_committed, before, after
+        workspace, local_context, name, wanted_tags or None, is_committed, before, after
     )
+    if processing_name is not None:
+        records = [r for r in records if fnmatch.fnmatchcase(r.processing_name, processing_name)]
+    if find_roots:
+        records = [r for r in records if "root_task" in r.tags]
+    if find_intermediates:
+        records = [r for r in records if "root_task" not in r.tags]
     return [_bundle(record, workspace) for record in records]
 
 
@@ -293,12 +379,22 @@ def push(
     bundle_name: str | None = None,
     tags: Mapping[str, Any] | None = None,
     uuid: str | None = None,
+    delocalize: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> PushReport:
     """Push committed bundles to the context's remote: the newest version of ``bundle_name``,
     the bundle ``uuid``, or (neither) every committed bundle with ``tags``. An uncommitted
-    bundle named explicitly is refused (``NotCommitted``)."""
-    return remotes.push(_workspace(), local_context, bundle_name, tags, uuid, progress)
+    bundle named explicitly is refused (``NotCommitted``). With ``delocalize`` (Disdat's
+    keyword) the pushed bundles' local file data is freed afterwards."""
+    workspace = _workspace()
+    report = remotes.push(workspace, local_context, bundle_name, tags, uuid, progress)
+    if delocalize:
+        if bundle_name is not None or uuid is not None:
+            remotes.delocalize_bundle(workspace, local_context, bundle_name, uuid)
+        else:
+            for record in operations.search(workspace, local_context, None, tags, True):
+                remotes.delocalize_bundle(workspace, local_context, uuid=record.uuid)
+    return report
 
 
 def pull(

@@ -9,8 +9,10 @@ nothing is written when it raises)::
         b.add_data({"table": b.make_file("table.csv"), "rows": 1})
         b.add_tags({"stage": "raw"})
 
-or call ``open()`` and ``close()``. Read one with ``assay.api.get`` / ``search``. A closed bundle
-is immutable: only its tags and its committed flag change afterwards.
+or call ``open()`` and ``close()``, or give the data at once: ``Bundle(ctx, name="x", data=v)``.
+Read one with ``assay.api.get`` / ``search``. A closed bundle is immutable: only its tags and its
+committed flag change afterwards. The constructor, methods and properties follow Disdat 1.2's
+``api.Bundle`` (old and new names); the differences are listed in docs/porting.md.
 """
 
 from __future__ import annotations
@@ -18,65 +20,90 @@ from __future__ import annotations
 import shutil
 import time
 import uuid as uuid_module
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from assay.bundles import operations, remotes
+from assay.bundles import operations, views
 from assay.bundles import staging as staging_folders
 from assay.bundles.codeversion import code_version
 from assay.bundles.presentation import FileTarget, safe_bundle_path
 from assay.bundles.workspace import Workspace, open_workspace
 from assay.core.errors import BundleClosed, InvalidInput
 from assay.core.names import bundle_tags, check_bundle_name, check_context_name
-from assay.core.records import BundleRecord, Dependency, FileEntry
+from assay.core.records import BundleRecord, Dependency
+from assay.stored_bundle import Lineage, StoredBundle
+
+__all__ = ["Bundle", "Lineage"]
 
 _UNSET = object()
 
 
-@dataclass(frozen=True)
-class Lineage:
-    """How one bundle was made: its upstream bundles, code version, params and timing."""
+class Bundle(StoredBundle):
+    """A bundle being made (new or open) or already stored (closed).
 
-    uuid: str
-    processing_name: str
-    depends_on: dict[str, str]  # argument name -> upstream uuid
-    code_version: dict[str, Any]
-    params: dict[str, Any]
-    start_time: float | None
-    stop_time: float | None
-
-
-class Bundle:
-    """A bundle being made (open) or already stored (closed)."""
+    The constructor takes Disdat 1.2's keywords, in its order. Given ``data``, the bundle is
+    written at once (``Bundle(ctx, name="x", data=df)``); otherwise open it (``with`` or
+    ``open()``), add to it, and ``close()`` it. Tags, params, dependencies, code reference, git
+    information, timing, ``name`` and ``processing_name`` can be set until it is closed;
+    data and files only while it is open.
+    """
 
     def __init__(
         self,
         local_context: str,
         name: str | None = None,
-        owner: str = "",
+        data: Any = None,
         processing_name: str | None = None,
+        owner: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        dependencies: Mapping[str, Bundle | str] | None = None,
+        code_method: str | None = None,
+        vc_info: Sequence[str] | None = None,
+        start_time: float = 0,
+        stop_time: float = 0,
     ) -> None:
         self.local_context = check_context_name(local_context)
         self._name = check_bundle_name(name) if name is not None else None
-        self._owner = owner
+        self._owner = owner or ""
         self._processing_name = processing_name
         self._uuid = str(uuid_module.uuid4())
         self._data: Any = _UNSET
         self._tags: dict[str, str] = {}
         self._params: dict[str, Any] = {}
         self._dependencies: list[Dependency] = []
+        self._code_extra: dict[str, Any] = {}
+        self._timing: tuple[float | None, float | None] = (start_time or None, stop_time or None)
         self._record: BundleRecord | None = None
         self._staging: Path | None = None
         self._staging_fd: int | None = None
         self._start: float | None = None
         self._workspace: Workspace | None = None
+        if tags:
+            self.add_tags(dict(tags))
+        if params:
+            self.add_params(dict(params))
+        if dependencies:
+            self.add_dependencies(list(dependencies.values()), list(dependencies.keys()))
+        if code_method:
+            self.add_code_ref(code_method)
+        if vc_info:
+            self.add_git_info(*vc_info)
+        if data is not None:
+            self.open()
+            try:
+                self.add_data(data)
+            except BaseException:
+                self.abandon()
+                raise
+            self.close()
 
     @classmethod
     def _from_record(cls, record: BundleRecord, workspace: Workspace) -> Bundle:
-        bundle = cls(record.context, record.name, record.owner, record.processing_name)
+        bundle = cls(record.context, record.name, owner=record.owner)
+        bundle._processing_name = record.processing_name
         bundle._uuid = record.uuid
         bundle._record = record
         bundle._workspace = workspace
@@ -97,11 +124,12 @@ class Bundle:
     def closed(self) -> bool:
         return self._record is not None
 
-    def open(self) -> Bundle:
-        if self._record is not None:
-            raise BundleClosed(f"bundle {self.name}@{self.uuid[:8]} is closed; make a new one")
-        if self._name is None:
-            raise InvalidInput("a new bundle needs a name: Bundle(context, name)")
+    def open(self, force_uuid: str | None = None) -> Bundle:
+        """Start writing: a private staging folder for the bundle's files. ``force_uuid``
+        (deprecated in Disdat too) gives the new bundle that uuid."""
+        self._require_not_closed()
+        if force_uuid is not None:
+            self._uuid = str(uuid_module.UUID(str(force_uuid)))
         if self._staging is None:
             with self.workspace.read() as conn:
                 operations.require_context(conn, self.local_context)
@@ -112,25 +140,38 @@ class Bundle:
         return self
 
     def close(self) -> Bundle:
-        """Store the bundle: its files to the blob store, then its rows in one transaction."""
+        """Store the bundle: its files to the blob store, then its rows in one transaction.
+
+        It needs a name by now (given, set with ``b.name = ...``, or the last part of the code
+        reference, as Disdat does); a failure writes nothing and abandons the bundle.
+        """
         staging = self._require_open()
         data = self._data
         if data is _UNSET:
             staged = sorted(p for p in staging.rglob("*") if p.is_file())
             data = [Path(p) for p in staged] if staged else None
+        start, stop = self._timing
         try:
+            if self._name is None and self._code_extra.get("code_method"):
+                self._name = check_bundle_name(str(self._code_extra["code_method"]).split(".")[-1])
+            if self._name is None:
+                raise InvalidInput(
+                    "a new bundle needs a name: Bundle(context, name), or set b.name before "
+                    "the block ends"
+                )
             self._record = operations.create_bundle(
                 self.workspace,
                 self.local_context,
-                self.name,
+                self._name,
                 data,
                 tags=self._tags,
                 dependencies=self._dependencies,
                 params=self._params,
                 processing_name=self._processing_name,
                 owner=self._owner or None,
-                start_time=self._start,
-                code_version=code_version(),
+                start_time=start if start is not None else self._start,
+                stop_time=stop,
+                code_version={**code_version(), **self._code_extra},
                 staging=staging,
                 bundle_uuid=self._uuid,
             )
@@ -157,6 +198,7 @@ class Bundle:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        # Unlike Disdat (which closes whatever happened), a block that raises writes nothing.
         if exc_type is None:
             self.close()
         else:
@@ -166,9 +208,15 @@ class Bundle:
         if self._staging is None:
             state = "closed" if self._record is not None else "not open"
             raise BundleClosed(
-                f"bundle {self.name!r} is {state}: use 'with Bundle(ctx, name) as b:' or b.open()"
+                f"bundle {self._name!r} is {state}: use 'with Bundle(ctx, name) as b:' or b.open()"
             )
         return self._staging
+
+    def _require_not_closed(self) -> None:
+        if self._record is not None:
+            raise BundleClosed(
+                f"bundle {self.name}@{self.uuid[:8]} is closed (immutable); make a new one"
+            )
 
     # -- building -----------------------------------------------------------------------------
     def add_data(self, data: Any) -> Bundle:
@@ -177,8 +225,8 @@ class Bundle:
         self._data = data
         return self
 
-    def add_tags(self, tags: dict[str, Any]) -> Bundle:
-        """Add or update tags: on an open bundle before it is stored, on a closed one in place."""
+    def add_tags(self, tags: Mapping[str, Any]) -> Bundle:
+        """Add or update tags: before the bundle is stored, or on a closed one in place."""
         values = bundle_tags(tags)
         if self._record is not None:
             self._record = operations.add_tags(self.workspace, self._record.uuid, values)
@@ -186,14 +234,18 @@ class Bundle:
             self._tags.update(values)
         return self
 
-    def add_params(self, params: dict[str, Any]) -> Bundle:
-        self._require_open()
+    def add_params(self, params: Mapping[str, Any]) -> Bundle:
+        """Record the parameters the bundle was made with (any JSON-able values)."""
+        self._require_not_closed()
+        if not isinstance(params, Mapping):
+            raise InvalidInput(f"params must be a dict, not {type(params).__name__}")
         self._params.update(params)
         return self
 
     def add_dependency(self, bundle: Bundle | str, name: str | None = None) -> Bundle:
-        """Record that ``bundle`` (a Bundle or a uuid) was used to make this one."""
-        self._require_open()
+        """Record that ``bundle`` (a Bundle or a uuid) was used to make this one; the argument
+        name defaults to the upstream bundle's name."""
+        self._require_not_closed()
         if isinstance(bundle, Bundle):
             upstream_uuid, default_name = bundle.uuid, bundle.name
         else:
@@ -202,19 +254,66 @@ class Bundle:
         self._dependencies.append(Dependency(upstream_uuid, "depends_on", name or default_name))
         return self
 
+    def add_dependencies(
+        self,
+        bundles: Bundle | str | Sequence[Bundle | str],
+        arg_names: str | Sequence[str] | None = None,
+    ) -> Bundle:
+        """Disdat's form: one bundle or a list, with argument names (default ``_arg_<i>``)."""
+        items = [bundles] if isinstance(bundles, Bundle | str) else list(bundles)
+        if arg_names is None:
+            first = len(self._dependencies)
+            names = [f"_arg_{first + index}" for index in range(len(items))]
+        else:
+            names = [arg_names] if isinstance(arg_names, str) else list(arg_names)
+        if len(names) != len(items):
+            raise InvalidInput(
+                f"add_dependencies: {len(items)} bundle(s) but {len(names)} argument name(s)"
+            )
+        for item, arg_name in zip(items, names, strict=True):
+            self.add_dependency(item, arg_name)
+        return self
+
+    def add_code_ref(self, code_ref: str) -> Bundle:
+        """The code that made the bundle (e.g. ``package.module.function``)."""
+        self._require_not_closed()
+        self._code_extra["code_method"] = str(code_ref)
+        return self
+
+    def add_git_info(self, repo: str, commit: str, branch: str) -> Bundle:
+        """Record the git repository, commit and branch (instead of the ones found here)."""
+        self._require_not_closed()
+        self._code_extra.update({"git_repo": repo, "git_commit": commit, "git_branch": branch})
+        return self
+
+    def add_timing(self, start_time: float, stop_time: float) -> Bundle:
+        """When the processing started and stopped (epoch seconds; 0 = when opened/closed)."""
+        self._require_not_closed()
+        self._timing = (start_time or None, stop_time or None)
+        return self
+
     def make_file(self, filename: str) -> FileTarget:
         """A file inside the bundle to write to; pass it to ``add_data`` to include it."""
         staging = self._require_open()
         relative = safe_bundle_path(filename)
         return FileTarget(staging / relative, relative)
 
+    def get_file(self, filename: str) -> str:
+        """Disdat's name: the path (a string) of a file inside the bundle, to write and then
+        include in ``add_data``."""
+        return self.make_file(filename).path
+
     def make_directory(self, dir_name: str) -> str:
         """A directory inside the bundle; everything written into it becomes part of it."""
         staging = self._require_open()
-        relative = safe_bundle_path(dir_name)
+        if dir_name.rstrip("/") == str(staging):
+            return str(staging)  # Disdat: the bundle's own directory gives itself back
+        relative = safe_bundle_path(dir_name.strip("/"))
         path = staging / relative
         path.mkdir(parents=True, exist_ok=True)
         return str(path)
+
+    get_directory = make_directory
 
     def copy_in_file(self, existing_file: str | Path) -> FileTarget:
         """Copy an existing file into the bundle now; returns its target for ``add_data``."""
@@ -228,31 +327,55 @@ class Bundle:
         shutil.copyfile(source, target.path)
         return target
 
-    # -- a closed bundle ----------------------------------------------------------------------
-    def _require_record(self) -> BundleRecord:
-        if self._record is None:
-            raise BundleClosed(f"bundle {self.name!r} has not been closed (stored) yet")
-        return self._record
+    @property
+    def local_dir(self) -> str | None:
+        """The folder holding the bundle's files: its staging folder while open, its verified
+        read-only view once closed, None before it is opened."""
+        if self._staging is not None:
+            return str(self._staging)
+        if self._record is not None:
+            return str(views.bundle_view(self.workspace, self._record))
+        return None
 
     @property
-    def record(self) -> BundleRecord:
-        return self._require_record()
+    def remote_dir(self) -> None:
+        """Always None: a remote holds blobs by content, not a folder per bundle."""
+        return None
 
+    # -- what it is (open or closed) --------------------------------------------------------
     @property
     def uuid(self) -> str:
         return self._uuid
 
     @property
     def name(self) -> str:
-        if self._name is None:
-            raise InvalidInput("this bundle has no name")
-        return self._name
+        """The bundle's name; ``""`` while a new bundle has none yet (as in Disdat)."""
+        return self._name or ""
+
+    @name.setter
+    def name(self, name: str) -> None:
+        self._require_not_closed()
+        self._name = check_bundle_name(name)
 
     @property
     def processing_name(self) -> str:
-        return (
-            self._record.processing_name if self._record else (self._processing_name or self.name)
-        )
+        if self._record is not None:
+            return self._record.processing_name
+        return self._processing_name or self.name
+
+    @processing_name.setter
+    def processing_name(self, processing_name: str) -> None:
+        self._require_not_closed()
+        self._processing_name = str(processing_name)
+
+    def default_processing_name(self) -> str:
+        """The processing name used when none is given: the bundle's name (Disdat derives one
+        from code reference, params and dependencies; see docs/porting.md)."""
+        return self.processing_name
+
+    @property
+    def owner(self) -> str:
+        return self._record.owner if self._record is not None else self._owner
 
     @property
     def tags(self) -> dict[str, str]:
@@ -263,84 +386,22 @@ class Bundle:
         return dict(self._record.params if self._record else self._params)
 
     @property
-    def creation_date(self) -> datetime:
-        return datetime.fromtimestamp(self._require_record().created, UTC)
-
-    @property
-    def committed(self) -> bool:
-        return self._require_record().committed
-
-    @property
-    def content_hash(self) -> str:
-        return self._require_record().content_hash
-
-    @property
-    def presentation(self) -> str:
-        return self._require_record().presentation
-
-    @property
-    def lineage(self) -> Lineage:
-        record = self._require_record()
-        return Lineage(
-            uuid=record.uuid,
-            processing_name=record.processing_name,
-            depends_on={d.arg_name or d.uuid: d.uuid for d in record.dependencies},
-            code_version=dict(record.code_version),
-            params=dict(record.params),
-            start_time=record.start_time,
-            stop_time=record.stop_time,
-        )
-
-    @property
     def data(self) -> Any:
-        """The data as it was saved (files as paths in a read-only, verified view)."""
-        return operations.load_data(self.workspace, self._require_record())
-
-    def cat(self) -> Any:
-        return self.data
-
-    @property
-    def files(self) -> list[FileEntry]:
-        return operations.files_of(self.workspace, self._require_record())
-
-    def commit(self) -> Bundle:
-        record = self._require_record()
-        self._record = operations.commit(self.workspace, record.context, uuid=record.uuid)
-        return self
-
-    def rm(self, force: bool = False) -> None:
-        record = self._require_record()
-        operations.remove(self.workspace, record.context, uuid=record.uuid, force=force)
-
-    # -- remotes ------------------------------------------------------------------------------
-    def push(self) -> Bundle:
-        """Push this (committed) bundle to its context's remote: ``api.push(uuid=...)``."""
-        record = self._require_record()
-        remotes.push(self.workspace, record.context, uuid=record.uuid)
-        return self
-
-    def pull(self, localize: bool = False) -> Bundle:
-        """Pull this bundle's record again from the remote, and its file data if ``localize``."""
-        record = self._require_record()
-        remotes.pull(self.workspace, record.context, uuid=record.uuid, localize=localize)
-        return self
-
-    def localize(self) -> Bundle:
-        """Download this bundle's file data from its context's remote (verified by hash)."""
-        record = self._require_record()
-        remotes.localize_bundle(self.workspace, record.context, uuid=record.uuid)
-        return self
-
-    def delocalize(self) -> Bundle:
-        """Free this bundle's local file data; it must be safely on the remote."""
-        record = self._require_record()
-        remotes.delocalize_bundle(self.workspace, record.context, uuid=record.uuid)
-        return self
+        """Closed: the data as it was saved (files as paths in a read-only, verified view).
+        Open: the data attached so far (None when none), as Disdat's ``data``."""
+        if self._record is None:
+            return None if self._data is _UNSET else self._data
+        return operations.load_data(self.workspace, self._record)
 
     @property
-    def localized(self) -> bool:
-        """True when every file of the bundle is in the local store."""
-        return remotes.is_localized(self.workspace, self._require_record())
+    def dependencies(self) -> dict[str, tuple[str, str]]:
+        """``{argument name: (processing name, uuid)}`` of the bundles this one was made from
+        (the processing name is ``""`` for an upstream bundle not in this catalog)."""
+        found = self._record.dependencies if self._record else self._dependencies
+        return {
+            d.arg_name or f"_arg_{index}": (self._processing_name_of(d.uuid), d.uuid)
+            for index, d in enumerate(found)
+        }
 
     def __repr__(self) -> str:
         state = "closed" if self._record else "open" if self._staging else "new"
