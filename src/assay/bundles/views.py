@@ -3,7 +3,9 @@
 A view is ``$ASSAY_HOME/views/<uuid>/<path>``, made from verified blobs with the configured
 link types (reflink, then copy, by default: a write through the view cannot touch the store).
 A small record of each file's size and mtime lets later reads reuse the view, and re-make any
-file a user changed or removed.
+file a user changed or removed. The record lives beside the views
+(``$ASSAY_HOME/view-records/<uuid>.json``), not inside one, so a view lists exactly the
+bundle's files (``Manifest.download`` hands a view out as a dataset folder).
 """
 
 from __future__ import annotations
@@ -18,16 +20,21 @@ from assay.bundles.workspace import Workspace
 from assay.catalog import queries
 from assay.core.records import BundleRecord, FileEntry
 
-_VIEW_RECORD = ".assay-view.json"
+#: Where older releases kept the record: inside the view (removed when met).
+_OLD_VIEW_RECORD = ".assay-view.json"
 
 
 def view_root(workspace: Workspace, uuid: str) -> Path:
     return workspace.settings.views_root / uuid
 
 
+def _record_path(root: Path) -> Path:
+    return root.parent.parent / "view-records" / f"{root.name}.json"
+
+
 def _load_record(root: Path) -> dict[str, list[int]]:
     try:
-        loaded = json.loads((root / _VIEW_RECORD).read_text())
+        loaded = json.loads(_record_path(root).read_text())
     except (OSError, ValueError):
         return {}
     return loaded if isinstance(loaded, dict) else {}
@@ -59,11 +66,14 @@ def materialize_files(
         stat = os.stat(target)
         written[entry.path] = [stat.st_size, stat.st_mtime_ns]
         changed = True
-    if record and (changed or not (root / _VIEW_RECORD).exists()):
+    record_path = _record_path(root)
+    if record and (changed or not record_path.exists()):
         root.mkdir(parents=True, exist_ok=True)
-        temp = root / f"{_VIEW_RECORD}.{os.getpid()}.{threading.get_ident()}.part"
+        (root / _OLD_VIEW_RECORD).unlink(missing_ok=True)
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        temp = record_path.with_name(f"{record_path.name}.{os.getpid()}.{threading.get_ident()}")
         temp.write_text(json.dumps(written))
-        os.replace(temp, root / _VIEW_RECORD)
+        os.replace(temp, record_path)
     return root
 
 
@@ -80,3 +90,4 @@ def remove_view(workspace: Workspace, uuid: str) -> None:
     # hard-linked view, would change the blob's own mode).
     if root.exists():
         shutil.rmtree(root)
+    _record_path(root).unlink(missing_ok=True)

@@ -2,13 +2,17 @@
 
 Rules, per dataset key:
 
-- The destination is ``paths[key]`` when given, else a fresh ``assay-manifest-*`` temp dir.
+- The destination is ``paths[key]`` when given, else a fresh ``assay-manifest-*`` temp dir
+  (catalog URIs excepted, see below).
 - A local path (or a Dataset with files at plain local paths) is refused with
   LocalFilesNotAllowed unless ``allow_local_files=True``; then the path itself is returned when
   no destination was given, else its files are copied there.
 - A URL (``file://``, ``memory://``, ``s3://``, ...) is read through fsspec; nothing at the URL
   raises PathNotFound.
-- A catalog URI (``assay://...``) is materialised by ``assay.bundles.materialize``.
+- A catalog URI (``assay://...``) is materialised by ``assay.bundles.materialize``: into
+  ``paths[key]`` when given, else the bundle's own verified read-only view
+  (``$ASSAY_HOME/views/<uuid>``), shared by every call, so repeated downloads make no new
+  folder (a bundle never changes, so its view is a cache by content).
 
 Every refusal and bad argument is raised before any byte moves. Files for a given destination
 are gathered in a hidden staging directory beside it and moved in only when complete, so a
@@ -254,12 +258,10 @@ def _get_dataset_files(key: str, dataset: Dataset, staging: str) -> None:
 
 
 def _from_catalog(reference: Reference, destination: str | None, made: list[str]) -> str:
-    from assay.bundles.materialize import materialize_uri
+    from assay.bundles.materialize import materialize_uri, view_of_uri
 
     assert reference.uri is not None
     if destination is None:
-        directory = tempfile.mkdtemp(prefix=TEMP_PREFIX)
-        made.append(directory)
-    else:
-        directory = destination
-    return str(materialize_uri(reference.uri, Path(directory)))
+        # The bundle's shared, verified view: no new folder per call (nothing to clean up).
+        return str(view_of_uri(reference.uri))
+    return str(materialize_uri(reference.uri, Path(destination)))
