@@ -13,7 +13,7 @@ from rich.console import Console
 
 from assay.cli.output import Output, cell, iso_time, local_time, one_line, short, table
 from assay.cli.session import JsonOption
-from assay.core.errors import ChildError, InvalidInput
+from assay.core.errors import AssayError, ChildError, InvalidInput
 from assay.core.manifest import Manifest
 
 init_app = typer.Typer(name="init", help="Make new things: a service folder.", no_args_is_help=True)
@@ -156,15 +156,8 @@ def run(
             allow_local_files=True,
             timeout=timeout,
         )
-    except ChildError as error:
-        child_type = getattr(error, "child_type", None)
-        if child_type and not type(error).__module__.startswith("assay."):
-            raise ChildError(
-                f"{config.sruid}: the app raised {child_type}: {error} (question "
-                f"{getattr(error, 'question_uuid', '?')}; see 'assay questions events')",
-                details={"question_uuid": getattr(error, "question_uuid", None)},
-            ) from None
-        raise
+    except AssayError as error:
+        raise _app_failure(error, config.sruid, show_traceback=not (quiet or out.json)) from None
     finally:
         if handler is not None:
             root.removeHandler(handler)
@@ -187,6 +180,36 @@ def run(
                 console.print(f"  {key}: {reference.uri or '(dataset)'}", highlight=False)
 
     out.emit(payload, render)
+
+
+def _app_failure(error: AssayError, sruid: str, show_traceback: bool) -> AssayError:
+    """The error ``assay run`` reports for a failed question, with the app's traceback: on
+    stderr above the error line (text output, unless ``--quiet``) and as ``traceback`` in the
+    JSON error. A validation error (bad input, or output that breaks the twine: exit 8) says
+    all there is to say: its traceback runs through Assay's checks, not the app, so it is left
+    out (``assay questions events`` keeps it)."""
+    child_type = getattr(error, "child_type", None)
+    question_uuid = getattr(error, "question_uuid", None)
+    trace = str(getattr(error, "child_traceback", "") or "")
+    reported = error
+    if (
+        child_type
+        and isinstance(error, ChildError)
+        and not type(error).__module__.startswith("assay.")
+    ):
+        reported = ChildError(
+            f"{sruid}: the app raised {child_type}: {error} (question {question_uuid or '?'}; "
+            "see 'assay questions events')",
+            details={"question_uuid": question_uuid},
+        )
+    if trace and not isinstance(error, InvalidInput):
+        reported.details.setdefault("question_uuid", question_uuid)
+        reported.details["traceback"] = trace
+        if show_traceback:
+            sys.stderr.write(
+                f"traceback of the app (question {question_uuid}):\n{trace.rstrip()}\n"
+            )
+    return reported
 
 
 # -- questions --------------------------------------------------------------------------------
@@ -319,6 +342,11 @@ def questions_events(
                 cell(_summary(event)[:300]),
             )
         console.print(result)
+        for event in found:
+            trace = event.payload.get("traceback") if event.kind == "exception" else None
+            if trace:
+                console.print(f"traceback (event {event.seq}):", highlight=False, markup=False)
+                console.print(str(trace).rstrip(), highlight=False, markup=False)
 
     out.emit([_event_dict(event) for event in found], render)
 

@@ -226,6 +226,15 @@ class ChildCrashed(ChildError):
     code = "child_crashed"
 
 
+class InvalidOutput(InvalidStrand, ChildError):
+    """The app's output values or output manifest do not meet the twine: the app's fault, so
+    the command line exits 8 as for any failed question. Also an ``InvalidStrand`` (``details``
+    has ``strand``, ``path`` and ``rule``) and a ``ChildError``."""
+
+    code = "invalid_output"
+    exit_code = 8
+
+
 class QuestionTimeout(ChildError, TimeoutError):
     """No answer within the question's ``timeout`` (also a ``TimeoutError``, as in Octue)."""
 

@@ -2,7 +2,12 @@
 
 An app reads ``configuration_values``, ``configuration_manifest``, ``input_values``,
 ``input_manifest`` and ``children`` (key -> ``Child``), and sets ``output_values`` and
-``output_manifest``, exactly as in Octue. ``send_monitor_message`` validates a message against the
+``output_manifest``, exactly as in Octue. As Octue 0.69 does, when the twine has an
+``output_manifest`` strand, ``output_manifest`` starts as a manifest with an empty ``Dataset``
+per declared key, so ``analysis.output_manifest.datasets["key"] = Dataset(path=...)`` works;
+datasets the app leaves empty are dropped when the outputs are finalised (a required one is then
+reported missing). Output values or an output manifest that break the twine raise
+``InvalidOutput`` (the app's fault: exit 8 on the command line). ``send_monitor_message`` validates a message against the
 twine's ``monitor_message_schema`` and passes it to whoever asked the question. ``output_dir``
 is a fresh folder per analysis for the files of output datasets; the runner commits output
 datasets as bundles and then removes it.
@@ -15,10 +20,13 @@ import shutil
 import tempfile
 import threading
 import uuid as uuid_module
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from assay.core import hashing
+from assay.core.dataset import Dataset
+from assay.core.errors import InvalidInput, InvalidOutput
+from assay.core.manifest import Manifest
 from assay.services.twine import Twine
 
 logger = logging.getLogger(__name__)
@@ -51,7 +59,8 @@ class Analysis:
         self.input_manifest = input_manifest
         self.children: dict[str, Any] = dict(children or {})
         self.output_values: Any = None
-        self.output_manifest: Any = None
+        declared = twine.manifests.get("output_manifest")
+        self.output_manifest: Any = OutputManifest(list(declared)) if declared else None
         self.output_location = output_location
         #: ``{dataset key: bundle uuid}`` of the output datasets committed by the runner.
         self.output_bundles: dict[str, str] = {}
@@ -81,8 +90,13 @@ class Analysis:
         whether the app did or not, then commits output datasets (arguments naming an upload
         location are accepted and ignored: outputs go to the catalog, see ``output_location``).
         """
-        self.twine.validate_output_values(self.output_values)
-        self.twine.validate_manifest("output_manifest", self.output_manifest)
+        if isinstance(self.output_manifest, OutputManifest):
+            self.output_manifest = self.output_manifest.filled()
+        try:
+            self.twine.validate_output_values(self.output_values)
+            self.twine.validate_manifest("output_manifest", self.output_manifest)
+        except InvalidInput as error:
+            raise as_invalid_output(error) from None
         self._finalised = True
 
     # -- monitor messages -------------------------------------------------------------------
@@ -123,6 +137,69 @@ class Analysis:
 
     def __repr__(self) -> str:
         return f"<Analysis({self.id!r}, service={self.service_id!r})>"
+
+
+def as_invalid_output(error: InvalidInput) -> InvalidOutput:
+    """An output the twine refuses, reported as the app's fault (same message and details)."""
+    return InvalidOutput(error.message, details=dict(error.details))
+
+
+class _OutputDatasets(MutableMapping[str, Dataset]):
+    """``output_manifest.datasets``: assignable, as Octue's dict of datasets."""
+
+    def __init__(self, manifest: OutputManifest) -> None:
+        self._manifest = manifest
+
+    def __getitem__(self, key: str) -> Dataset:
+        return self._manifest.get_dataset(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._manifest.set_dataset(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._manifest.remove_dataset(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._manifest.keys())
+
+    def __len__(self) -> int:
+        return len(self._manifest)
+
+
+class OutputManifest(Manifest):
+    """The manifest an app fills in: starts with an empty Dataset per key the twine declares;
+    ``datasets[key] = ...`` takes anything a Manifest takes (a Dataset, a path, a URI)."""
+
+    __slots__ = ("_placeholders",)
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(datasets={key: Dataset(name=key) for key in keys})
+        self._placeholders = set(keys)
+
+    @property
+    def datasets(self) -> MutableMapping[str, Dataset]:
+        return _OutputDatasets(self)
+
+    def set_dataset(self, key: str, value: Any) -> None:
+        reference = Manifest._build({key: value}, base_dir=None, allow_local_files=True)[key]
+        self._references[key] = reference
+        self._downloaded.pop(key, None)
+        self._placeholders.discard(key)
+
+    def remove_dataset(self, key: str) -> None:
+        self.get_reference(key)  # DatasetNotInManifest for an unknown key
+        del self._references[key]
+        self._downloaded.pop(key, None)
+        self._placeholders.discard(key)
+
+    def filled(self) -> Manifest:
+        """An immutable Manifest of the datasets the app set (untouched placeholders dropped)."""
+        references = {
+            key: reference
+            for key, reference in self.references.items()
+            if key not in self._placeholders
+        }
+        return Manifest(datasets=references, id=self.id)
 
 
 def _values_hash(values: Any) -> str | None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from assay.core.errors import InvalidInput, InvalidManifest
 from assay.services import app_loader
-from assay.services.analysis import Analysis
+from assay.services.analysis import Analysis, as_invalid_output
 from assay.services.config import (
     LOCAL_SRUID,
     ChildSpec,
@@ -212,7 +212,10 @@ class Runner:
         token = _current_question.set(context)
         try:
             self._run_app(analysis)
-            analysis.output_manifest = to_manifest(analysis.output_manifest, "output_manifest")
+            try:
+                analysis.output_manifest = to_manifest(analysis.output_manifest, "output_manifest")
+            except InvalidInput as error:
+                raise as_invalid_output(error) from None
             analysis.finalise()
             if self.commit_outputs and analysis.output_manifest is not None:
                 from assay.services.outputs import commit_outputs
