@@ -32,8 +32,13 @@ def _progress(what: str) -> LazyProgress:
 @remote_app.command("add")
 def add(
     ctx: typer.Context,
-    context: Annotated[
-        str, typer.Argument(metavar="CONTEXT", help="The local context.", show_default=False)
+    remote_context: Annotated[
+        str,
+        typer.Argument(
+            metavar="REMOTE_CONTEXT",
+            help="The context's name on the remote (as Disdat's 'dsdt remote').",
+            show_default=False,
+        ),
     ],
     url: Annotated[
         str,
@@ -43,13 +48,15 @@ def add(
             show_default=False,
         ),
     ],
-    remote_context: Annotated[
+    context: ContextOption = None,
+    old_remote_context: Annotated[
         str | None,
         typer.Option(
             "--remote-context",
             metavar="NAME",
-            help="The context's name on the remote (default: the local name).",
+            help="Older form: 'remote add LOCAL URL --remote-context NAME'.",
             show_default=False,
+            hidden=True,
         ),
     ] = None,
     endpoint_url: Annotated[
@@ -66,11 +73,10 @@ def add(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Bind CONTEXT to a remote (checked reachable first)."""
+    """Bind the current context (or -c CONTEXT) to REMOTE_CONTEXT at URL (checked first)."""
     out = Output.of(ctx)
-    bound = remotes.bind(
-        open_workspace(), context, remote_context or context, url, force, endpoint_url
-    )
+    local, remote_name = _binding_names(remote_context, context, old_remote_context)
+    bound = remotes.bind(open_workspace(), local, remote_name, url, force, endpoint_url)
     out.emit(
         {
             "context": bound.context,
@@ -82,6 +88,41 @@ def add(
     )
 
 
+def _binding_names(
+    remote_context: str, context: str | None, old_remote_context: str | None
+) -> tuple[str, str]:
+    """``(local context, remote context)`` for ``assay remote add``.
+
+    ``remote add REMOTE_CONTEXT URL`` binds the current context (``-c`` names another), as
+    Disdat's ``dsdt remote`` does. Earlier releases read the first argument as the local
+    context; so that no old command changes meaning silently: with ``--remote-context`` the
+    old reading applies; without a current context, a first argument naming a local context
+    is that context; and a first argument naming another local context than the current one
+    is refused as ambiguous.
+    """
+    if old_remote_context is not None:
+        if context is not None:
+            raise InvalidInput(
+                "give either -c CONTEXT (with REMOTE_CONTEXT first) or --remote-context (the "
+                "older form, with the local context first), not both"
+            )
+        return remote_context, old_remote_context
+    if context is not None:
+        return context, remote_context
+    current = api.current_context()
+    local_names = {info.name for info in api.ls_contexts()}
+    if remote_context in local_names and remote_context != current:
+        if current is None:
+            return remote_context, remote_context
+        raise InvalidInput(
+            f"ambiguous: {remote_context!r} is a local context but the current context is "
+            f"{current!r}; to bind {remote_context!r} run 'assay remote add {remote_context} "
+            f"URL -c {remote_context}', to bind {current!r} to the remote context "
+            f"{remote_context!r} run 'assay remote add {remote_context} URL -c {current}'"
+        )
+    return require_context(None), remote_context
+
+
 @remote_app.command("show")
 def show(
     ctx: typer.Context,
@@ -91,11 +132,14 @@ def show(
             metavar="[CONTEXT]", help="The context (default: current).", show_default=False
         ),
     ] = None,
+    context_option: ContextOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show a context's remote and what this catalog knows it holds (no network)."""
     out = Output.of(ctx)
-    context_name = require_context(context)
+    if context is not None and context_option is not None and context != context_option:
+        raise InvalidInput(f"two contexts given ({context!r} and -c {context_option!r})")
+    context_name = require_context(context if context is not None else context_option)
     state = remotes.status(open_workspace(), context_name)
     bound = state.binding
     payload: dict[str, Any] = {"context": context_name, "remote": None}
@@ -114,7 +158,7 @@ def show(
         if bound is None:
             console.print(
                 f"context {context_name!r} has no remote: bind one with "
-                f"'assay remote add {context_name} URL'",
+                f"'assay remote add REMOTE_CONTEXT URL -c {context_name}'",
                 markup=False,
             )
             return
