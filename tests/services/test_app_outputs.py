@@ -152,3 +152,23 @@ def test_run_shows_the_apps_traceback(make_service: ServiceFactory, sqlite_home:
     events = ok("questions", "events", question).stdout
     assert "Traceback (most recent call last)" in events
     assert 'return values["missing"]' in events
+
+
+def test_run_dash_c_commits_outputs_there_and_questions_ls_filters(
+    make_service: ServiceFactory, sqlite_home: Path
+) -> None:
+    folder = make_service("cleaner", OCTUE_STYLE_APP, OUTPUT_TWINE)
+
+    answer = ok("run", "--service-config", folder, "-c", "results", "--json", "-q").json()
+    other = ok("run", "--service-config", folder, "--json", "-q").json()
+
+    uri = answer["output_manifest"]["datasets"]["cleaned_met_mast_data"]
+    assert uri.startswith("assay://results/cleaner.cleaned_met_mast_data@")
+    assert other["output_manifest"]["datasets"]["cleaned_met_mast_data"].startswith(
+        "assay://services/"
+    )
+    in_results = ok("questions", "ls", "-c", "results", "--json").json()
+    assert [q["question_uuid"] for q in in_results] == [answer["question_uuid"]]
+    assert len(ok("questions", "ls", "--json").json()) == 2
+    expect_error(invoke("run", "--service-config", folder, "-c", "a/b", "-q"), 2, "a/b")
+    assert len(ok("questions", "ls", "--json").json()) == 2  # refused before asking

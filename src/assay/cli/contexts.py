@@ -9,8 +9,8 @@ from rich.console import Console
 
 from assay import api
 from assay.cli.output import Output, cell, iso_time, local_time, table
-from assay.cli.session import JsonOption
-from assay.core.errors import ContextExists, ContextNotFound
+from assay.cli.session import ContextOption, JsonOption
+from assay.core.errors import ContextExists, ContextNotFound, InvalidInput
 from assay.core.names import check_context_name
 from assay.core.records import ContextInfo
 
@@ -21,14 +21,31 @@ context_app = typer.Typer(
 )
 
 ContextName = Annotated[
-    str, typer.Argument(metavar="NAME", help="The context's name.", show_default=False)
+    str | None,
+    typer.Argument(metavar="NAME", help="The context's name (or -c NAME).", show_default=False),
 ]
 
 
+def _the_name(name: str | None, option: str | None) -> str:
+    """The context named by the argument or by ``-c``/``--context`` (either, or both alike)."""
+    if name is not None and option is not None and name != option:
+        raise InvalidInput(f"two context names given ({name!r} and -c {option!r}); give one")
+    chosen = name if name is not None else option
+    if chosen is None:
+        raise InvalidInput("give the context's name: NAME or -c NAME")
+    return chosen
+
+
 @context_app.command("create")
-def create(ctx: typer.Context, name: ContextName, json_output: JsonOption = False) -> None:
+def create(
+    ctx: typer.Context,
+    name: ContextName = None,
+    context: ContextOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """Create a context."""
     out = Output.of(ctx)
+    name = _the_name(name, context)
     if api.context(name) != 0:
         raise ContextExists(f"context {name!r} already exists")
     out.emit(
@@ -49,10 +66,15 @@ def _context_dict(info: ContextInfo, current: str | None) -> dict[str, object]:
 
 
 @context_app.command("ls")
-def ls(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """List contexts with their bundle counts; '*' marks the current one."""
+def ls(ctx: typer.Context, context: ContextOption = None, json_output: JsonOption = False) -> None:
+    """List contexts with their bundle counts; '*' marks the current one (-c: only that one)."""
     out = Output.of(ctx)
     contexts = api.ls_contexts()
+    if context is not None:
+        check_context_name(context)
+        contexts = [info for info in contexts if info.name == context]
+        if not contexts:
+            raise ContextNotFound(f"no context named {context!r}")
     current = api.current_context()
 
     def render(console: Console) -> None:
@@ -75,9 +97,15 @@ def ls(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
 
 @context_app.command("switch")
-def switch(ctx: typer.Context, name: ContextName, json_output: JsonOption = False) -> None:
+def switch(
+    ctx: typer.Context,
+    name: ContextName = None,
+    context: ContextOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """Make a context the current one for later commands."""
     out = Output.of(ctx)
+    name = _the_name(name, context)
     api.switch(name)
     out.emit({"current_context": name}, f"switched to context {name!r}")
 
@@ -85,7 +113,8 @@ def switch(ctx: typer.Context, name: ContextName, json_output: JsonOption = Fals
 @context_app.command("rm")
 def rm(
     ctx: typer.Context,
-    name: ContextName,
+    name: ContextName = None,
+    context: ContextOption = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Delete even when it holds committed (unpushed) bundles."),
@@ -94,6 +123,7 @@ def rm(
 ) -> None:
     """Delete a context and its bundles (blobs are freed by 'assay gc')."""
     out = Output.of(ctx)
+    name = _the_name(name, context)
     check_context_name(name)
     if name not in {info.name for info in api.ls_contexts()}:
         # api.delete_context is a no-op here (as Disdat's); a person typing a name learns.

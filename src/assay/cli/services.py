@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,8 @@ from assay.cli.output import Output, cell, iso_time, local_time, one_line, short
 from assay.cli.session import JsonOption
 from assay.core.errors import AssayError, ChildError, InvalidInput
 from assay.core.manifest import Manifest
+from assay.core.names import check_context_name
+from assay.services.outputs import OUTPUT_CONTEXT_VARIABLE
 
 init_app = typer.Typer(name="init", help="Make new things: a service folder.", no_args_is_help=True)
 questions_app = typer.Typer(
@@ -123,8 +126,20 @@ def run(
         ),
     ] = None,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Do not show the service's log records.")
+        bool,
+        typer.Option("--quiet", "-q", help="Do not show the service's log records or traceback."),
     ] = False,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            "-c",
+            metavar="NAME",
+            help="Commit output datasets to this context (default: the service's "
+            "output_location, else 'services').",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Run the service in this folder (or --service-config) as a question, and print the answer.
@@ -139,6 +154,10 @@ def run(
     values = _json_option(input_values, "--input-values") if input_values is not None else None
     manifest = _manifest_option(input_manifest) if input_manifest is not None else None
     config = select_service(load_config(service_config), service, service_config.absolute())
+    previous_output_context = os.environ.get(OUTPUT_CONTEXT_VARIABLE)
+    if context is not None:
+        # The worker reads it when committing outputs (it gets this process's environment).
+        os.environ[OUTPUT_CONTEXT_VARIABLE] = check_context_name(context)
     handler: logging.Handler | None = None
     root = logging.getLogger()
     previous_level = root.level
@@ -162,6 +181,11 @@ def run(
         if handler is not None:
             root.removeHandler(handler)
             root.setLevel(previous_level)
+        if context is not None:  # leave the environment as found (the CLI runs in tests too)
+            if previous_output_context is None:
+                os.environ.pop(OUTPUT_CONTEXT_VARIABLE, None)
+            else:
+                os.environ[OUTPUT_CONTEXT_VARIABLE] = previous_output_context
     output_manifest = answer["output_manifest"]
     payload = {
         "question_uuid": question_uuid,
@@ -261,13 +285,29 @@ def questions_ls(
         str | None, typer.Option("--status", help="Only this status.", show_default=False)
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            "-c",
+            metavar="NAME",
+            help="Only questions whose output datasets are bundles in this context.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """List questions asked to services, newest first."""
+    from assay import api
     from assay.services import events
 
     out = Output.of(ctx)
-    records = events.list_questions(service_id=service, status=status, limit=limit)
+    if context is None:
+        records = events.list_questions(service_id=service, status=status, limit=limit)
+    else:
+        asked = {b.tags.get("question_uuid") for b in api.search(context)} - {None}
+        every = events.list_questions(service_id=service, status=status, limit=None)
+        records = [record for record in every if record.question_uuid in asked][:limit]
 
     def render(console: Console) -> None:
         if not records:

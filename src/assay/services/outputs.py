@@ -1,7 +1,8 @@
 """Committing a service's output datasets as bundles, with their provenance.
 
-Rule for where they go: the service's ``output_location`` when it is ``assay://<context>``
-(created if missing), else the context ``services`` (created on first use). Each local output
+Rule for where they go: the context in ``ASSAY_OUTPUT_CONTEXT`` when set (``assay run -c``),
+else the service's ``output_location`` when it is ``assay://<context>`` (created if missing),
+else the context ``services`` (created on first use). Each local output
 dataset becomes a bundle named ``<service name>.<dataset key>`` with:
 
 - ``processing_name`` = the service revision id (SRUID);
@@ -32,8 +33,19 @@ from assay.core.records import Dependency
 DEFAULT_CONTEXT = "services"
 
 
+#: Set (e.g. by ``assay run -c``) to commit output datasets to this context instead.
+OUTPUT_CONTEXT_VARIABLE = "ASSAY_OUTPUT_CONTEXT"
+
+
 def output_context(output_location: str | None) -> str:
-    """The context output datasets are committed to (see the module's rule)."""
+    """The context output datasets are committed to (see the module's rule); the asker's
+    ``ASSAY_OUTPUT_CONTEXT`` comes first (a pooled worker receives the asker's environment
+    with each question)."""
+    override = os.environ.get(OUTPUT_CONTEXT_VARIABLE)
+    if override:
+        from assay.core.names import check_context_name
+
+        return check_context_name(override)
     if output_location is None:
         return DEFAULT_CONTEXT
     location = output_location.strip()
