@@ -1,7 +1,9 @@
 """The Disdat-shaped Python API: versioned bundles in named contexts.
 
-Functions take the context explicitly (``local_context``), as ``disdat.api`` does; the CLI's
-current context is separate state that ``switch`` changes and ``current_context`` reads.
+Functions take the context explicitly (``local_context``), as ``disdat.api`` does, so nothing
+here needs a current context: ``current_context`` is None until ``switch`` (or the CLI) sets
+one, and this module never creates one (the CLI makes a ``default`` context on a fresh home).
+Names and signatures follow Disdat 1.2; the deliberate differences are in docs/porting.md.
 Remotes: ``remote`` binds a context to object storage, ``push``/``pull`` move committed
 bundles, ``localize``/``delocalize`` bring file data in or free it (see docs/remotes.md).
 Not here yet (they come with pipelines): ``apply``, ``run``.
