@@ -21,6 +21,15 @@ from helpers import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _private_default_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the user's ~/.assay (a test that needs a home asks for
+    ``assay_home``/``sqlite_home``, which point ASSAY_HOME elsewhere afterwards)."""
+    monkeypatch.setenv("ASSAY_HOME", str(tmp_path / "default-assay-home"))
+    monkeypatch.delenv("ASSAY_CATALOG_URL", raising=False)
+    monkeypatch.delenv("ASSAY_OUTPUT_CONTEXT", raising=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A fresh database on the local PostgreSQL server for this test session (or worker)."""
