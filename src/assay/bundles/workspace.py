@@ -72,9 +72,7 @@ class Workspace:
         it while holding the store's shared lock (a binding takes the exclusive one)."""
         if self._bound_id is None or recheck:
             with self.mapped_errors():
-                self._bound_id = binding.check(
-                    self.engine, self.store, self.settings.catalog_url
-                )
+                self._bound_id = binding.check(self.engine, self.store, self.settings.catalog_url)
         return self._bound_id
 
     @contextlib.contextmanager
