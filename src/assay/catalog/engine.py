@@ -34,6 +34,7 @@ _MIGRATION_LOCK_KEY = 0x4153_5341  # "ASSA": PostgreSQL advisory lock id for mig
 # SQLite primary result codes (the low byte of an extended code) and PostgreSQL SQLSTATEs that
 # say the catalog cannot take a write: full, read-only, or not usable at all.
 _SQLITE_READONLY = 8
+_SQLITE_IOERR = 10
 _SQLITE_FULL = 13
 _PG_DISK_FULL = "53100"
 _PG_READ_ONLY = "25006"
@@ -147,9 +148,18 @@ def catalog_error(exc: DatabaseError, url: str) -> CatalogUnavailable | StorageF
     if (sqlite_code is not None and sqlite_code & 0xFF == _SQLITE_READONLY) or (
         sqlstate == _PG_READ_ONLY
     ):
+        if sqlstate == _PG_READ_ONLY:  # its message names the statement: say it plainly
+            reason = "the server accepts no writes: a read-only database or a standby"
         return CatalogUnavailable(
             f"the catalog at {where} is read-only ({reason}); nothing was changed in the "
             "catalog: make it writable or point ASSAY_CATALOG_URL at a writable one"
+        )
+    if sqlite_code is not None and sqlite_code & 0xFF == _SQLITE_IOERR:
+        # SQLite does not say which errno: ENOSPC is SQLITE_FULL, but EFBIG (a file size
+        # limit) and EIO (a failing disk) both arrive here.
+        return CatalogUnavailable(
+            f"the catalog at {where} could not be written or read ({reason}: a file size "
+            "limit, a full or failing disk); nothing was changed in the catalog"
         )
     if isinstance(exc, OperationalError):
         return CatalogUnavailable(f"cannot reach the catalog at {where}: {reason}")
