@@ -33,6 +33,7 @@ _MIGRATION_LOCK_KEY = 0x4153_5341  # "ASSA": PostgreSQL advisory lock id for mig
 
 # SQLite primary result codes (the low byte of an extended code) and PostgreSQL SQLSTATEs that
 # say the catalog cannot take a write: full, read-only, or not usable at all.
+_SQLITE_ERROR = 1  # a statement error (no such table, syntax): our bug or a damaged schema
 _SQLITE_READONLY = 8
 _SQLITE_IOERR = 10
 _SQLITE_FULL = 13
@@ -112,10 +113,9 @@ def create_catalog_engine(url: str) -> Engine:
         _migrate_if_needed(engine)
     except DatabaseError as exc:  # unreachable, or e.g. a file that is not a SQLite database
         engine.dispose()
-        mapped = catalog_error(exc, url)
-        if mapped is None:
-            raise
-        raise mapped from None
+        raise catalog_error(exc, url, opening=True) or CatalogUnavailable(
+            f"cannot use the catalog at {masked(url)}: {_first_line(exc)}"
+        ) from None
     return engine
 
 
@@ -125,9 +125,12 @@ def is_unusable(exc: DatabaseError) -> bool:
     return isinstance(exc, OperationalError | InternalError) or type(exc) is DatabaseError
 
 
-def catalog_error(exc: DatabaseError, url: str) -> CatalogUnavailable | StorageFull | None:
+def catalog_error(
+    exc: DatabaseError, url: str, opening: bool = False
+) -> CatalogUnavailable | StorageFull | None:
     """The Assay error for a database failure that means the catalog is unusable, or None
-    for other database errors (bugs, constraint violations the caller handles).
+    for other database errors (bugs, constraint violations the caller handles, a statement
+    SQLite rejects outright, unless ``opening``: then any failure means "cannot use it").
 
     This is the one place database failures are mapped. Messages hold the database's own
     one-line reason and never the SQL statement or its parameters.
@@ -138,6 +141,8 @@ def catalog_error(exc: DatabaseError, url: str) -> CatalogUnavailable | StorageF
     reason = _first_line(exc)
     sqlite_code = getattr(exc.orig, "sqlite_errorcode", None)
     sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlite_code == _SQLITE_ERROR and not opening:
+        return None
     if (sqlite_code is not None and sqlite_code & 0xFF == _SQLITE_FULL) or (
         sqlstate == _PG_DISK_FULL
     ):

@@ -285,6 +285,12 @@ class BlobStore:
         """
         source = self.path_for(blob_hash)
         if not source.exists():
+            if self.is_quarantined(blob_hash):
+                raise BlobCorrupted(
+                    f"blob {blob_hash} is corrupted (verify moved it to {self.quarantine_root}); "
+                    "add the intact file again, or run 'assay verify --repair' to fetch it "
+                    "from the remote"
+                )
             raise BlobMissing(f"blob {blob_hash} is missing from the store")
         dest.parent.mkdir(parents=True, exist_ok=True)
         # No unlink of ``dest`` first: os.replace swaps it atomically, so a concurrent reader
