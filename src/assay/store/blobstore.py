@@ -93,8 +93,29 @@ class BlobStore:
         """Which blobs of ``{hash: size}`` are stored with that size (one ``stat`` each).
 
         A stored blob of another size is damaged: callers store it again from its source.
+        Many blobs are stat-ed relative to their shard's descriptor (no path walk each).
         """
-        return {h for h, size in expected.items() if self.size_of(h) == size}
+        if len(expected) < 512:
+            return {h for h, size in expected.items() if self.size_of(h) == size}
+        by_shard: dict[str, list[tuple[str, int]]] = {}
+        for blob_hash, size in expected.items():
+            by_shard.setdefault(blob_hash[:2], []).append((blob_hash, size))
+        found: set[str] = set()
+        for shard, items in by_shard.items():
+            try:
+                fd = os.open(f"{self._objects}/{shard}", os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                continue
+            try:
+                for blob_hash, size in items:
+                    try:
+                        if os.stat(blob_hash[2:], dir_fd=fd).st_size == size:
+                            found.add(blob_hash)
+                    except FileNotFoundError:
+                        continue
+            finally:
+                os.close(fd)
+        return found
 
     def has_any_blob(self) -> bool:
         """Whether the store holds at least one blob (stops at the first one found)."""
