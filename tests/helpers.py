@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
+from assay.bundles import maintenance
 from assay.bundles.workspace import open_workspace
 from assay.catalog.schema import bundles, metadata
+from assay.core.records import GcReport
 
 PYTHON = sys.executable
 #: An old, fixed modification time: files older than the stat cache's "racy" window.
@@ -90,6 +92,12 @@ def catalog_counts() -> dict[str, int]:
             name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
             for name, table in metadata.tables.items()
         }
+
+
+def collect_everything() -> GcReport:
+    """gc with no grace period and no "more than half" guard: for tests whose orphans (of a
+    killed add, of removed bundles) are most of a small store on purpose."""
+    return maintenance.gc(open_workspace(), grace_seconds=0, force=True)
 
 
 def set_created(uuid: str, when: float) -> None:

@@ -58,8 +58,11 @@ def test_verify_reports_a_corrupted_blob(lab: Path, make_file) -> None:
     assert problem["bundle_uuid"] == uuid
     assert problem["bundle_name"] == "raw"
     assert problem["path"] == "a.txt"
-    assert problem["problem"] == "corrupted"
-    assert catalog_state() == before  # verify reports; it changes nothing
+    # The first verify moved the corrupted blob aside; later ones say so.
+    assert problem["problem"] == "quarantined"
+    assert not blob.exists()
+    assert (lab / "store" / "quarantine" / problem["blob_hash"]).exists()
+    assert catalog_state() == before  # verify changes no catalog row
 
 
 def test_verify_reports_a_missing_blob(lab: Path, make_file) -> None:
@@ -94,7 +97,7 @@ def test_gc_removes_blobs_of_removed_bundles(lab_any: Path, make_file) -> None:
     ok("rm", "drop")
 
     run = ok("gc", "--grace", "3600")  # the fresh unreferenced blob is kept
-    assert "removed 0 unreferenced blob(s)" in run.stdout
+    assert "removed 0 of 2 blob(s)" in run.stdout
     assert "kept 1 unreferenced blob(s)" in run.stdout
     assert len(store_blobs(lab_any)) == 2
 

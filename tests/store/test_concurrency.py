@@ -13,7 +13,14 @@ from assay import api
 from assay.bundles import operations
 from assay.bundles.workspace import open_workspace
 from assay.catalog import queries
-from helpers import WAIT_FOR_START, blob_files, start_python, start_time, temp_files
+from helpers import (
+    WAIT_FOR_START,
+    blob_files,
+    collect_everything,
+    start_python,
+    start_time,
+    temp_files,
+)
 
 CTX = "shared"
 
@@ -185,7 +192,7 @@ def test_gc_running_during_adds_never_takes_a_blob_a_bundle_needs(
     collections = 0
 
     while writer.poll() is None:
-        api.gc(grace_seconds=0)
+        collect_everything()
         collections += 1
 
     _, err = writer.communicate()

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from assay import api
 from assay.core.hashing import hash_bytes
-from helpers import OLD_MTIME_NS, blob_files, catalog_counts, write_files
+from helpers import OLD_MTIME_NS, blob_files, catalog_counts, collect_everything, write_files
 
 CTX = "work"
 
@@ -198,7 +198,7 @@ def test_a_blob_removed_from_the_store_is_stored_again(
     source = write_files(tmp_path / "d", {"f.txt": "keep me"}, mtime_ns=OLD_MTIME_NS)
     api.add(ctx, "d", source)
     api.rm(ctx, "d")
-    api.gc(grace_seconds=0)
+    collect_everything()
     assert blob_files(assay_home) == {}
 
     api.add(ctx, "d", source)

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from assay import api
-from helpers import blob_files, catalog_counts, run_python, temp_files, write_files
+from helpers import (
+    blob_files,
+    catalog_counts,
+    collect_everything,
+    run_python,
+    temp_files,
+    write_files,
+)
 
 CTX = "work"
 
@@ -54,7 +61,7 @@ def test_killed_while_storing_small_files(ctx: str, tmp_path: Path, assay_home: 
     orphans = set(blob_files(assay_home)) - blobs_before
     assert orphans, "the child died before storing anything: the test proves nothing"
 
-    report = api.gc(grace_seconds=0)
+    report = collect_everything()
 
     assert report.blobs_removed == len(orphans)
     assert set(blob_files(assay_home)) == blobs_before
@@ -110,7 +117,7 @@ def test_killed_while_writing_a_large_blob(ctx: str, tmp_path: Path, assay_home:
         if blob_hash not in blobs_before:
             assert path.stat().st_size == 24 << 20
 
-    report = api.gc(grace_seconds=0)
+    report = collect_everything()
 
     assert report.temp_files_removed == len(left)
     assert temp_files(assay_home) == []
@@ -135,7 +142,7 @@ def test_gc_removes_the_staging_folder_of_a_killed_bundle(ctx: str, assay_home: 
     _assert_killed(result)
     assert api.get(ctx, "doomed") is None
 
-    api.gc(grace_seconds=0)
+    collect_everything()
 
     staging = assay_home / "staging"
     assert not staging.exists() or list(staging.iterdir()) == []

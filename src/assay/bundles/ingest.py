@@ -128,7 +128,11 @@ def ingest(
     done = 0
     results: dict[str, FileEntry] = {}
     todo: list[SourceFile] = []
-    stored = store.existing(known.values())
+    # The stat cache vouches for the source, not for the blob: a blob of another size than
+    # its source is damaged, so that file is stored again (one stat per blob, no read).
+    stored = store.intact_sizes(
+        {known[f.bundle_path]: f.stat.st_size for f in files if f.bundle_path in known}
+    )
     for file in files:
         blob_hash = known.get(file.bundle_path)
         if blob_hash is not None and blob_hash in stored:

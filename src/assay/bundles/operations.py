@@ -159,7 +159,7 @@ def create_bundle(
             )
         return scratch_dir[0]
 
-    with workspace.store.writing():
+    with workspace.writing():
         try:
             if files is not None:
                 document: Any = presentation.file_list(f.bundle_path for f in files)

@@ -317,7 +317,7 @@ def localize_bundle(
     if missing:
         bound = require_binding(workspace, context)
         store = open_store(bound)
-        with workspace.store.writing():
+        with workspace.writing():
             store.download_blobs(workspace.store, missing, progress)
     return LocalizeReport(record.uuid, len(missing), sum(missing.values()))
 
@@ -349,7 +349,7 @@ def delocalize_bundle(
             "was removed"
         )
     removed = freed = 0
-    with workspace.store.collecting():
+    with workspace.collecting():
         with workspace.read() as conn:
             keep = remote_queries.blobs_of_local_only(conn, list(blobs))
         for blob_hash, size in blobs.items():

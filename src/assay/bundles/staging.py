@@ -29,11 +29,12 @@ def release(fd: int, folder: Path) -> None:
         os.close(fd)
 
 
-def sweep(root: Path) -> int:
-    """Remove staging folders nobody holds; returns how many were removed."""
+def sweep(root: Path, dry_run: bool = False) -> list[str]:
+    """Remove staging folders nobody holds (with ``dry_run``, only name them); returns their
+    paths."""
     if not root.exists():
-        return 0
-    removed = 0
+        return []
+    removed: list[str] = []
     for entry in os.scandir(root):
         if not entry.is_dir(follow_symlinks=False):
             continue
@@ -43,8 +44,9 @@ def sweep(root: Path) -> int:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a live builder holds it
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed += 1
+            if not dry_run:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
         finally:
             os.close(fd)
     return removed

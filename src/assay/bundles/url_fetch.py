@@ -82,7 +82,7 @@ def fetch_url(
     cache = UrlCache(workspace.settings.home / "url_cache.db")
     downloaded = downloaded_bytes = 0
     try:
-        with workspace.store.writing():
+        with workspace.writing():
             plan: list[tuple[str, str, int, str, Path]] = []
             for relative, size, token in entries:
                 object_url = f"{store.url}/{relative}" if relative else store.url

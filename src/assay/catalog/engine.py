@@ -16,14 +16,29 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    InternalError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
 from assay.catalog.migrations import HEAD_REVISION
-from assay.core.errors import CatalogUnavailable, InvalidInput, MissingExtra
+from assay.core.errors import CatalogUnavailable, InvalidInput, MissingExtra, StorageFull
 
 _SQLITE_BUSY_TIMEOUT_MS = 60_000
 _PG_CONNECT_TIMEOUT_S = 5
 _MIGRATION_LOCK_KEY = 0x4153_5341  # "ASSA": PostgreSQL advisory lock id for migrations
+
+# SQLite primary result codes (the low byte of an extended code) and PostgreSQL SQLSTATEs that
+# say the catalog cannot take a write: full, read-only, or not usable at all.
+_SQLITE_ERROR = 1  # a statement error (no such table, syntax): our bug or a damaged schema
+_SQLITE_READONLY = 8
+_SQLITE_IOERR = 10
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+_PG_READ_ONLY = "25006"
 
 
 def masked(url: str) -> str:
@@ -96,21 +111,71 @@ def create_catalog_engine(url: str) -> Engine:
         ) from None
     try:
         _migrate_if_needed(engine)
-    except OperationalError as exc:
+    except DatabaseError as exc:  # unreachable, or e.g. a file that is not a SQLite database
         engine.dispose()
-        raise CatalogUnavailable(
-            f"cannot reach the catalog at {masked(url)}: {_first_line(exc)}"
-        ) from None
-    except DatabaseError as exc:  # e.g. a file that is not a SQLite database
-        engine.dispose()
-        raise CatalogUnavailable(
+        raise catalog_error(exc, url, opening=True) or CatalogUnavailable(
             f"cannot use the catalog at {masked(url)}: {_first_line(exc)}"
         ) from None
     return engine
 
 
+def is_unusable(exc: DatabaseError) -> bool:
+    """Whether ``exc`` says the catalog could not be used (reached, written, grown), as
+    opposed to a statement our own code got wrong (integrity, programming errors)."""
+    return isinstance(exc, OperationalError | InternalError) or type(exc) is DatabaseError
+
+
+def catalog_error(
+    exc: DatabaseError, url: str, opening: bool = False
+) -> CatalogUnavailable | StorageFull | None:
+    """The Assay error for a database failure that means the catalog is unusable, or None
+    for other database errors (bugs, constraint violations the caller handles, a statement
+    SQLite rejects outright, unless ``opening``: then any failure means "cannot use it").
+
+    This is the one place database failures are mapped. Messages hold the database's own
+    one-line reason and never the SQL statement or its parameters.
+    """
+    if not is_unusable(exc):
+        return None
+    where = masked(url)
+    reason = _first_line(exc)
+    sqlite_code = getattr(exc.orig, "sqlite_errorcode", None)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlite_code == _SQLITE_ERROR and not opening:
+        return None
+    if (sqlite_code is not None and sqlite_code & 0xFF == _SQLITE_FULL) or (
+        sqlstate == _PG_DISK_FULL
+    ):
+        return StorageFull(
+            f"the disk under the catalog at {where} is full ({reason}); nothing was changed "
+            "in the catalog: free space and try again"
+        )
+    if (sqlite_code is not None and sqlite_code & 0xFF == _SQLITE_READONLY) or (
+        sqlstate == _PG_READ_ONLY
+    ):
+        if sqlstate == _PG_READ_ONLY:  # its message names the statement: say it plainly
+            reason = "the server accepts no writes: a read-only database or a standby"
+        return CatalogUnavailable(
+            f"the catalog at {where} is read-only ({reason}); nothing was changed in the "
+            "catalog: make it writable or point ASSAY_CATALOG_URL at a writable one"
+        )
+    if sqlite_code is not None and sqlite_code & 0xFF == _SQLITE_IOERR:
+        # SQLite does not say which errno: ENOSPC is SQLITE_FULL, but EFBIG (a file size
+        # limit) and EIO (a failing disk) both arrive here.
+        return CatalogUnavailable(
+            f"the catalog at {where} could not be written or read ({reason}: a file size "
+            "limit, a full or failing disk); nothing was changed in the catalog"
+        )
+    if isinstance(exc, OperationalError):
+        return CatalogUnavailable(f"cannot reach the catalog at {where}: {reason}")
+    return CatalogUnavailable(f"cannot use the catalog at {where}: {reason}")
+
+
 def _first_line(exc: DatabaseError) -> str:
-    return (str(exc.orig) if exc.orig else str(exc)).strip().splitlines()[0]
+    message = (str(exc.orig) if exc.orig else str(exc)).strip()
+    lines = message.splitlines() or ["unknown database error"]
+    # SQLAlchemy appends the statement after "[SQL:"; a driver message never needs it.
+    return lines[0].split("[SQL:")[0].strip()
 
 
 def _current_revision(connection: Connection) -> str | None:

@@ -167,3 +167,13 @@ question_events = Table(
     Column("payload", Text, nullable=False),  # JSON
     Index("ix_question_events_question_seq", "question_uuid", "seq"),
 )
+
+# -- the store this catalog is bound to (migration 0003) ---------------------------------------
+# Key/value facts about the catalog itself; ``store_id`` is the id shared with the blob store's
+# ``STORE_ID`` file (see bundles/binding.py).
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

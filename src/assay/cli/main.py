@@ -29,7 +29,7 @@ from typer._click import Context as ClickContext  # the Context type TyperGroup.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from assay.cli import browse, bundles, integrity, lineage
+from assay.cli import browse, bundles, doctor, integrity, lineage
 from assay.cli.contexts import context_app
 from assay.cli.output import report_error
 from assay.cli.remotes import delocalize as delocalize_command
@@ -171,6 +171,7 @@ app.command("search")(browse.search)
 app.command("lineage")(lineage.lineage)
 app.command("verify")(integrity.verify)
 app.command("gc")(integrity.gc)
+app.command("doctor")(doctor.doctor)
 app.add_typer(remote_app, name="remote")
 app.command("push")(push_command)
 app.command("pull")(pull_command)

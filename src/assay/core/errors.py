@@ -118,6 +118,19 @@ class BundleClosed(Conflict):
     code = "bundle_closed"
 
 
+class StoreCatalogMismatch(Conflict):
+    """The blob store and the catalog are not a pair (another catalog, or an empty one while
+    the store holds blobs): writing or collecting would lose data. ``assay doctor`` explains."""
+
+    code = "store_catalog_mismatch"
+
+
+class GcRefused(Conflict):
+    """``gc`` would remove more than half of the store's blobs: refused without ``force``."""
+
+    code = "gc_refused"
+
+
 class IntegrityError(AssayError):
     code = "integrity_error"
     exit_code = 5

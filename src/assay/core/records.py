@@ -79,7 +79,7 @@ class VerifyProblem:
     context: str
     path: str
     blob_hash: str
-    problem: str  # "missing" or "corrupted"
+    problem: str  # "missing", "corrupted" (now quarantined) or "quarantined" (found so before)
 
 
 @dataclass(frozen=True)
@@ -90,3 +90,19 @@ class GcReport:
     views_removed: int
     blobs_kept_in_grace: int
     staging_removed: int = 0
+    #: Blobs in the store when gc ran, and whether it only listed what it would remove.
+    blobs_total: int = 0
+    dry_run: bool = False
+    #: ``(blob hash, size)`` removed (or, in a dry run, that would be removed).
+    blobs: tuple[tuple[str, int], ...] = ()
+    temp_files: tuple[str, ...] = ()
+    views: tuple[str, ...] = ()
+    staging: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """What ``verify --repair`` restored from remotes, and what stays damaged."""
+
+    restored: tuple[str, ...]  # blob hashes now intact again
+    remaining: tuple[VerifyProblem, ...]  # problems no remote could fix

@@ -4,6 +4,12 @@ Blobs live at ``objects/<first 2 hex>/<rest>``; each is written to ``tmp/`` firs
 into place, so a reader never sees a partial blob and a killed writer leaves only a temp file
 (which ``gc`` removes). Identical content is stored once. Blobs are made read-only; bundle views
 are copies or reflinks by default, so writing through a view cannot change a blob.
+
+A blob found corrupted by ``verify`` is moved to ``quarantine/`` (kept as evidence, out of the
+way), so the next add of intact content stores it afresh. An add whose content is already
+stored compares the stored blob's size with its own (one ``stat``, no read): a blob's size is
+fixed by its hash, so a different size means a damaged blob, which the incoming content
+replaces.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ class BlobStore:
         self.objects = root / "objects"
         self._objects = str(self.objects)
         self.tmp = root / "tmp"
+        self.quarantine_root = root / "quarantine"
         self.fsync = fsync
         self._made_dirs: set[str] = set()
 
@@ -74,6 +81,45 @@ class BlobStore:
 
     def has(self, blob_hash: str) -> bool:
         return os.path.exists(f"{self._objects}/{blob_hash[:2]}/{blob_hash[2:]}")
+
+    def size_of(self, blob_hash: str) -> int | None:
+        """The stored blob's size (one ``stat``), or None when it is not stored."""
+        try:
+            return os.stat(f"{self._objects}/{blob_hash[:2]}/{blob_hash[2:]}").st_size
+        except FileNotFoundError:
+            return None
+
+    def intact_sizes(self, expected: dict[str, int]) -> set[str]:
+        """Which blobs of ``{hash: size}`` are stored with that size (one ``stat`` each).
+
+        A stored blob of another size is damaged: callers store it again from its source.
+        Many blobs are stat-ed relative to their shard's descriptor (no path walk each).
+        """
+        if len(expected) < 512:
+            return {h for h, size in expected.items() if self.size_of(h) == size}
+        by_shard: dict[str, list[tuple[str, int]]] = {}
+        for blob_hash, size in expected.items():
+            by_shard.setdefault(blob_hash[:2], []).append((blob_hash, size))
+        found: set[str] = set()
+        for shard, items in by_shard.items():
+            try:
+                fd = os.open(f"{self._objects}/{shard}", os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                continue
+            try:
+                for blob_hash, size in items:
+                    try:
+                        if os.stat(blob_hash[2:], dir_fd=fd).st_size == size:
+                            found.add(blob_hash)
+                    except FileNotFoundError:
+                        continue
+            finally:
+                os.close(fd)
+        return found
+
+    def has_any_blob(self) -> bool:
+        """Whether the store holds at least one blob (stops at the first one found)."""
+        return next(self.iter_blobs(), None) is not None
 
     def existing(self, blob_hashes: Iterable[str]) -> set[str]:
         """Which of ``blob_hashes`` are stored: one directory listing per shard, not a stat
@@ -145,8 +191,9 @@ class BlobStore:
     # -- writing ------------------------------------------------------------------------------
     def put_bytes(self, data: bytes) -> str:
         blob_hash = hash_bytes(data)
-        if self.has(blob_hash):
+        if self.size_of(blob_hash) == len(data):
             return blob_hash
+        # Absent, or stored with another size (damaged): write it (again) from these bytes.
         temp = self._temp_path(blob_hash)
         try:
             # Created read-only: the descriptor may still write, nobody else can open for write.
@@ -192,9 +239,9 @@ class BlobStore:
             after = os.stat(source)
             if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
                 raise InvalidInput(f"{source} changed while it was being added; try again")
-            if self.has(blob_hash):
+            if self.size_of(blob_hash) == before.st_size:
                 _remove_quietly(temp)
-            else:
+            else:  # absent, or damaged (another size): these bytes replace it
                 os.chmod(temp, _READ_ONLY)
                 self._publish(temp, blob_hash)
             return blob_hash
@@ -224,7 +271,7 @@ class BlobStore:
         if actual != blob_hash:
             _remove_quietly(temp)
             return False
-        if self.has(blob_hash):
+        if self.size_of(blob_hash) == os.path.getsize(temp):
             _remove_quietly(temp)
             return True
         os.chmod(temp, _READ_ONLY)
@@ -259,6 +306,12 @@ class BlobStore:
         """
         source = self.path_for(blob_hash)
         if not source.exists():
+            if self.is_quarantined(blob_hash):
+                raise BlobCorrupted(
+                    f"blob {blob_hash} is corrupted (verify moved it to {self.quarantine_root}); "
+                    "add the intact file again, or run 'assay verify --repair' to fetch it "
+                    "from the remote"
+                )
             raise BlobMissing(f"blob {blob_hash} is missing from the store")
         dest.parent.mkdir(parents=True, exist_ok=True)
         # No unlink of ``dest`` first: os.replace swaps it atomically, so a concurrent reader
@@ -314,6 +367,32 @@ class BlobStore:
 
     def remove(self, blob_hash: str) -> None:
         _remove_quietly(self.path_for(blob_hash))
+
+    # -- quarantine ---------------------------------------------------------------------------
+    def quarantine(self, blob_hash: str) -> Path | None:
+        """Move a (corrupted) blob to ``quarantine/<hash>`` (``<hash>.N`` if that is taken);
+        returns where it went, or None when it was not stored. The caller holds
+        ``collecting()``, so no add is relying on the blob between its check and its commit."""
+        self.quarantine_root.mkdir(parents=True, exist_ok=True)
+        target = self.quarantine_root / blob_hash
+        number = 0
+        while target.exists():
+            number += 1
+            target = self.quarantine_root / f"{blob_hash}.{number}"
+        try:
+            os.rename(self.path_for(blob_hash), target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def is_quarantined(self, blob_hash: str) -> bool:
+        return (self.quarantine_root / blob_hash).exists()
+
+    def quarantined(self) -> list[Path]:
+        """Every file in the quarantine folder."""
+        if not self.quarantine_root.exists():
+            return []
+        return sorted(Path(e.path) for e in os.scandir(self.quarantine_root) if e.is_file())
 
 
 def _try_link(link_type: str, source: Path, temp: Path) -> bool:

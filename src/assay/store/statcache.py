@@ -21,14 +21,28 @@ class StatCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = OFF")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS stat_cache ("
-            " path TEXT PRIMARY KEY, inode INTEGER, size INTEGER, mtime_ns INTEGER,"
-            " blob_hash TEXT)"
-        )
+        try:
+            self._db = self._open(str(path))
+        except sqlite3.Error:
+            # The cache is an optimisation: one that cannot be opened (a full disk, a file
+            # size limit, a read-only home) must not fail an add. Files are hashed instead.
+            self._db = self._open(":memory:")
+
+    @staticmethod
+    def _open(where: str) -> sqlite3.Connection:
+        db = sqlite3.connect(where, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = OFF")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS stat_cache ("
+                " path TEXT PRIMARY KEY, inode INTEGER, size INTEGER, mtime_ns INTEGER,"
+                " blob_hash TEXT)"
+            )
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
 
     def lookup_tree(self, root: Path) -> dict[str, tuple[int, int, int, str]]:
         """Every cached entry under ``root`` (one range query), keyed by absolute path."""
