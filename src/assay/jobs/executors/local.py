@@ -326,9 +326,7 @@ class LocalExecutor:
         except (OSError, InvalidInput) as exc:
             self._fire_quietly(launch.job_id, "provision_fail", error=f"staging inputs: {exc}")
             return
-        env = jobdir.job_environment(
-            dirs, launch.job_id, sorted(launch.inputs), launch.env, sandboxed=sandboxed
-        )
+        env = jobdir.job_environment(dirs, launch.job_id, sorted(launch.inputs), launch.env)
         argv = launch.argv
         if sandboxed:
             argv = sandbox.bwrap_argv(
