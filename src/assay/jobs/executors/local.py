@@ -42,8 +42,8 @@ from assay.catalog import job_queries as queries
 from assay.core.errors import InvalidInput, InvalidTransition, JobNotFound
 from assay.jobs import process, sandbox, store
 from assay.jobs import workdir as jobdir
-from assay.jobs._json import dumps
-from assay.jobs.environments import Environment
+from assay.jobs.environments import Environment, load_environments
+from assay.jobs.executors.launch import Launch
 from assay.jobs.executors.logs import LogCopier, last_line
 from assay.jobs.reconcile import reconcile
 from assay.jobs.records import JobRecord
@@ -53,41 +53,8 @@ ACTIVE = ("PROVISIONING", "RUNNING", "PUBLISHING")
 
 
 @dataclass
-class _Launch:
-    job_id: str
-    argv: list[str]
-    workdir: Path
-    env: dict[str, str]
-    inputs: dict[str, Path]
-    custom_data: Any
-
-    def as_json(self) -> str:
-        return dumps(
-            {
-                "argv": self.argv,
-                "workdir": str(self.workdir),
-                "env": self.env,
-                "inputs": {k: str(v) for k, v in self.inputs.items()},
-                "custom_data": self.custom_data,
-            }
-        )
-
-    @classmethod
-    def from_record(cls, record: JobRecord) -> _Launch:
-        spec = record.launch or {}
-        return cls(
-            record.job_id,
-            list(spec["argv"]),
-            Path(spec["workdir"]),
-            dict(spec.get("env") or {}),
-            {k: Path(v) for k, v in (spec.get("inputs") or {}).items()},
-            spec.get("custom_data"),
-        )
-
-
-@dataclass
 class _Run:
-    launch: _Launch
+    launch: Launch
     proc: subprocess.Popen[bytes]
     dirs: jobdir.JobDirs
     log: IO[bytes]
@@ -125,14 +92,15 @@ class LocalExecutor:
         self.on_exit = on_exit
         self.tick_s, self.stop_poll_s, self.heartbeat_s = tick_s, stop_poll_s, heartbeat_s
         self.stop_grace_s, self.log_poll_s = stop_grace_s, log_poll_s
-        self._pending: collections.deque[_Launch] = collections.deque()
+        self._pending: collections.deque[Launch] = collections.deque()
         self._running: dict[str, _Run] = {}
         self._finishing: set[str] = set()
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
         if reconcile_on_start:
-            reconcile(self.workspace, environments={environment.id: environment})
+            known = load_environments(self.workspace.settings) | {environment.id: environment}
+            reconcile(self.workspace, environments=known)
             self._adopt_requeued()
 
     # -- public -----------------------------------------------------------------------------
@@ -164,7 +132,7 @@ class LocalExecutor:
                 f"job {job_id} belongs to environment {record.environment!r}, "
                 f"not {self.environment.id!r}"
             )
-        launch = _Launch(
+        launch = Launch(
             record.job_id,
             list(argv),
             Path(workdir).absolute(),
@@ -232,7 +200,7 @@ class LocalExecutor:
         self.close(wait=exc[0] is None)
 
     # -- queue --------------------------------------------------------------------------------
-    def _enqueue(self, launch: _Launch) -> None:
+    def _enqueue(self, launch: Launch) -> None:
         with self._cond:
             if self._closing:
                 raise InvalidInput("the executor is closed")
@@ -256,7 +224,7 @@ class LocalExecutor:
                 )
         for row in rows:
             record = store.get_job(row.job_id, workspace=self.workspace)
-            self._enqueue(_Launch.from_record(record))
+            self._enqueue(Launch.from_record(record))
 
     # -- the supervisor thread -------------------------------------------------------------------
     def _loop(self) -> None:
@@ -317,7 +285,7 @@ class LocalExecutor:
             self._notify()
             return False
 
-    def _start(self, launch: _Launch) -> None:
+    def _start(self, launch: Launch) -> None:
         sandboxed = self.environment.isolation == "sandbox"
         try:
             dirs, binds = jobdir.prepare(
@@ -352,9 +320,7 @@ class LocalExecutor:
             log.close()
             self._fire_quietly(launch.job_id, "fail", error=f"cannot start {argv[0]!r}: {exc}")
             return
-        duration = self.environment.max_duration_s
-        deadline = None if duration is None else time.monotonic() + duration
-        run = _Run(launch, proc, dirs, log, deadline, LogCopier(dirs.algorithm_log))
+        run = _Run(launch, proc, dirs, log, None, LogCopier(dirs.algorithm_log))
         with self._cond:
             self._running[launch.job_id] = run
         try:
@@ -368,6 +334,9 @@ class LocalExecutor:
         except (InvalidTransition, JobNotFound):
             run.reason = "lost"  # ended elsewhere meanwhile (reconcile): kill, record nothing
             process.kill_group(proc.pid)
+        # The wall clock counts from the recorded start, so finished - started >= the limit.
+        duration = self.environment.max_duration_s
+        run.deadline = None if duration is None else time.monotonic() + duration
         # Started only now, so a quick exit cannot be recorded before the run transition.
         threading.Thread(
             target=self._await_exit,
