@@ -118,19 +118,24 @@ def test_requeue_environment_runs_the_job_again(assay_home: Path, tmp_path: Path
 
 
 def test_stale_heartbeat_from_another_host_fails_the_job(assay_home: Path) -> None:
-    stale, fresh, mine = (job_id("stale", n) for n in ("stale", "fresh", "mine"))
-    for jid in (stale, fresh, mine):
+    names = ("stale", "fresh", "mine", "mine-stale")
+    stale, fresh, mine, mine_stale = (job_id("stale", n) for n in names)
+    for jid in (stale, fresh, mine, mine_stale):
         store.create_job("compute", jid, spec={})
     now = time.time()
+    here = {"pid": os.getpid(), "host": store.HOST}
     store.fire(stale, "run", fields={"pid": 1, "host": "elsewhere", "last_seen": now - 120})
     store.fire(fresh, "run", fields={"pid": 1, "host": "elsewhere", "last_seen": now})
-    store.fire(mine, "run", fields={"pid": os.getpid(), "host": store.HOST, "last_seen": now - 999})
+    store.fire(mine, "run", fields={**here, "last_seen": now})
+    store.fire(mine_stale, "run", fields={**here, "last_seen": now - 999})
     changed = reconcile(stale_after_s=30)
-    assert [r.job_id for r in changed] == [stale]
+    assert sorted(r.job_id for r in changed) == sorted([stale, mine_stale])
     record = store.get_job(stale)
     assert record.state == "FAILED" and "no heartbeat from its supervisor (1 on elsewhere)" in (
         record.error or ""
     )
+    # A live supervisor (even this process) that stopped beating is not trusted either.
+    assert store.get_job(mine_stale).state == "FAILED"
     assert store.get_job(fresh).state == "RUNNING" and store.get_job(mine).state == "RUNNING"
     assert reconcile(stale_after_s=30) == []  # idempotent
 

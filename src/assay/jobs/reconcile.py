@@ -38,11 +38,10 @@ SUPERVISED_STATES = ("QUEUED", "PROVISIONING", "RUNNING", "PUBLISHING")
 def _why_dead(row: Any, now: float, stale_after_s: float) -> str | None:
     if row.pid is None:
         return None  # unowned (re-queued): waiting to be adopted, nobody to have died
-    if row.host == HOST:
-        if row.pid == os.getpid():
-            return None  # this process supervises it
-        if not process.pid_alive(row.pid):
-            return f"its supervising process {row.pid} on {row.host} is gone"
+    # This process counts like any other: a job it supervises but stopped heartbeating (a
+    # supervision bug, a lost completion) must not stay active for as long as the process lives.
+    if row.host == HOST and row.pid != os.getpid() and not process.pid_alive(row.pid):
+        return f"its supervising process {row.pid} on {row.host} is gone"
     seen = row.last_seen if row.last_seen is not None else row.updated
     if now - seen > stale_after_s:
         return f"no heartbeat from its supervisor ({row.pid} on {row.host}) for {now - seen:.0f} s"

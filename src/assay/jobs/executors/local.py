@@ -12,7 +12,8 @@ job (CREATED -> QUEUED; never refused) and returns at once. One supervisor threa
 * every ``stop_poll_s`` reads the stop flags of its jobs (one query) and stops those asked
   (SIGTERM to the group, SIGKILL after ``stop_grace_s``) -> STOPPED;
 * ends jobs past ``max_duration_s`` (SIGKILL to the group) -> TIMED_OUT;
-* every ``heartbeat_s`` sets ``last_seen`` of all its jobs (one statement, no event rows);
+* a heartbeat thread sets ``last_seen`` of all its jobs every ``heartbeat_s`` (one statement,
+  no event rows), whatever the supervisor thread is busy with;
 * copies new lines of ``logs/algorithm.log`` into ``log`` events (capped per job).
 
 When a process exits, a completion thread calls the ``on_exit`` hook (control side, e.g. to
@@ -98,6 +99,7 @@ class LocalExecutor:
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
         if reconcile_on_start:
             known = load_environments(self.workspace.settings) | {environment.id: environment}
             reconcile(self.workspace, environments=known)
@@ -210,6 +212,9 @@ class LocalExecutor:
                     target=self._loop, name=f"assay-executor-{self.environment.id}", daemon=True
                 )
                 self._thread.start()
+                threading.Thread(
+                    target=self._beat, name=f"assay-heartbeat-{self.environment.id}", daemon=True
+                ).start()
             self._cond.notify_all()
 
     def _adopt_requeued(self) -> None:
@@ -228,10 +233,11 @@ class LocalExecutor:
 
     # -- the supervisor thread -------------------------------------------------------------------
     def _loop(self) -> None:
-        last_stop_poll = last_beat = last_logs = 0.0
+        last_stop_poll = last_logs = 0.0
         while True:
             with self._cond:
                 if self._closing and not self._running:
+                    self._stopped.set()
                     return
                 self._cond.wait(self.tick_s)
                 closing = self._closing
@@ -246,9 +252,6 @@ class LocalExecutor:
                 last_logs = now
                 for run in list(self._running.values()):
                     self._copy_logs(run, final=False)
-            if now - last_beat >= self.heartbeat_s:
-                last_beat = now
-                self._heartbeat()
 
     def _start_pending(self) -> None:
         while True:
@@ -388,9 +391,15 @@ class LocalExecutor:
                     )
                 self._notify()
 
+    def _beat(self) -> None:
+        """Heartbeats in their own thread, so staging a big input (supervisor thread) or a long
+        on_exit publish (waiter thread) never lets a live job look dead to reconciliation."""
+        while not self._stopped.wait(self.heartbeat_s):
+            self._heartbeat()
+
     def _heartbeat(self) -> None:
         with self._cond:
-            ids = list(self._running) + [launch.job_id for launch in self._pending]
+            ids = [*self._running, *self._finishing, *(launch.job_id for launch in self._pending)]
         if ids:
             with self.workspace.write() as conn:
                 queries.touch_jobs(conn, ids, time.time(), ("QUEUED", *ACTIVE))
