@@ -26,7 +26,9 @@ if pids.exists():  # a re-queued second run: finish at once
     open(os.path.join(os.environ["OUTPUTS"], "second-run.txt"), "w").write("ok")
     sys.exit(0)
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-pids.write_text(json.dumps({"leader": os.getpid(), "grandchild": child.pid}))
+partial = pids.with_suffix(".part")  # written whole, then renamed: never read half-written
+partial.write_text(json.dumps({"leader": os.getpid(), "grandchild": child.pid}))
+partial.rename(pids)
 time.sleep(600)
 """
 
@@ -175,3 +177,29 @@ def test_inline_jobs_heartbeat_so_reconcile_leaves_them_alone(assay_home: Path) 
 
     record = run_inline(jid, work, heartbeat_interval=0.05)
     assert record.state == "FINISHED" and beats
+
+
+def test_a_reused_pgid_of_an_unrelated_process_is_never_killed(assay_home: Path) -> None:
+    import subprocess
+    import sys
+
+    # An unrelated process group (no job marker) whose number a dead job recorded as its own.
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
+    )
+    try:
+        jid = job_id("reused-pgid")
+        store.create_job("compute", jid, spec={})
+        dead = run_python("import os; print(os.getpid())")
+        store.fire(
+            jid,
+            "run",
+            fields={"pid": int(dead.stdout), "host": store.HOST, "pgid": stranger.pid},
+        )
+        (failed,) = reconcile()
+        assert failed.state == "FAILED"
+        assert store.list_events(jid)[-1].payload["killed_pids"] == []
+        assert stranger.poll() is None and process.pid_alive(stranger.pid)
+    finally:
+        stranger.kill()
+        stranger.wait()
