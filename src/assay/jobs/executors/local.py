@@ -128,32 +128,30 @@ class LocalExecutor:
             raise InvalidInput("argv must be a non-empty list of strings")
         inputs = {k: Path(v) for k, v in (inputs or {}).items()}
         jobdir.check_inputs(inputs)
-        record = store.get_job(job_id, workspace=self.workspace)
-        if record.environment != self.environment.id:
-            raise InvalidInput(
-                f"job {job_id} belongs to environment {record.environment!r}, "
-                f"not {self.environment.id!r}"
-            )
         launch = Launch(
-            record.job_id,
-            list(argv),
-            Path(workdir).absolute(),
-            dict(env or {}),
-            inputs,
-            custom_data,
+            job_id, list(argv), Path(workdir).absolute(), dict(env or {}), inputs, custom_data
         )
-        store.fire(
-            record.job_id,
-            "queue",
-            payload={"environment": self.environment.id},
-            fields={
-                **store.this_process(),
-                "workdir": str(launch.workdir),
-                "launch": launch.as_json(),
-                "last_seen": time.time(),
-            },
-            workspace=self.workspace,
-        )
+        with self.workspace.write() as conn:  # check and queue in one transaction
+            row = queries.job(conn, job_id, for_update=True)
+            if row is None:
+                raise JobNotFound(f"no job {job_id}", {"job_id": job_id})
+            if row.environment != self.environment.id:
+                raise InvalidInput(
+                    f"job {job_id} belongs to environment {row.environment!r}, "
+                    f"not {self.environment.id!r}"
+                )
+            store.fire_in(
+                conn,
+                job_id,
+                "queue",
+                payload={"environment": self.environment.id},
+                fields={
+                    **store.this_process(),
+                    "workdir": str(launch.workdir),
+                    "launch": launch.as_json(),
+                    "last_seen": time.time(),
+                },
+            )
         self._enqueue(launch)
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
