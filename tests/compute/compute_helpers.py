@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from assay import api
 from assay.services import registry
@@ -62,3 +64,30 @@ def make_service(root: Path, sruid: str = "lab/counter:1.0.0", extra: str = "") 
     )
     registry.register(sruid, folder)
     return folder
+
+
+@dataclass(frozen=True)
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def cli(*args: str) -> Run:
+    """The real ``assay`` command line, in-process."""
+    from typer.testing import CliRunner
+
+    from assay.cli.main import app
+
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+def one_error_line(run: Run, exit_code: int) -> str:
+    assert run.exit_code == exit_code, (run.exit_code, run.stdout, run.stderr)
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+    return lines[0]

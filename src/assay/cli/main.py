@@ -30,6 +30,7 @@ from typer._click import Context as ClickContext  # the Context type TyperGroup.
 from typer.core import TyperGroup
 
 from assay.cli import browse, bundles, integrity, lineage
+from assay.cli import compute as compute_cli
 from assay.cli.contexts import context_app
 from assay.cli.output import report_error
 from assay.cli.remotes import delocalize as delocalize_command
@@ -138,6 +139,9 @@ app.command("delocalize")(delocalize_command)
 app.add_typer(init_app, name="init")
 app.command("run")(run_service)
 app.add_typer(questions_app, name="questions")
+app.command("publish")(compute_cli.publish)
+app.add_typer(compute_cli.services_app, name="services")
+app.add_typer(compute_cli.jobs_app, name="jobs")
 
 
 def _exit_code(code: object) -> int:
