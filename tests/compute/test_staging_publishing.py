@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compute_helpers import OCEAN_SCRIPT, add_dataset, raw_meta
+from compute_helpers import OCEAN_SCRIPT, add_dataset, make_service, raw_meta
 
 from assay import api
 from assay.bundles.workspace import open_workspace
@@ -178,3 +178,35 @@ def test_dataset_keys_and_bad_algorithm_meta(assay_home: Path, tmp_path: Path) -
     one = algorithms.raw_algorithm(raw_meta("print(1)\n"))
     assert one.ref.code_hash == algorithms.raw_algorithm(raw_meta("print(1)\n")).ref.code_hash
     assert one.ref.code_hash != algorithms.raw_algorithm(raw_meta("print(2)\n")).ref.code_hash
+
+
+def test_a_registered_service_runs_as_the_algorithm(assay_home: Path, tmp_path: Path) -> None:
+    main = add_dataset(tmp_path, "hospital", "notes", {"a.txt": "1", "b.txt": "2"})
+    extra = add_dataset(tmp_path, "hospital", "more", {"c.txt": "3"})
+    make_service(tmp_path / "services")
+    algorithm = algorithms.resolve_algorithm(open_workspace(), "lab/counter:1.0.0", None)
+    assert algorithm.ref.kind == "service" and algorithm.ref.publisher == "lab"
+    job_id, workdir, argv, env = _provision("alice", [main, extra], algorithm, {"n": 1})
+    assert _run_and_publish(job_id, workdir, argv, env) == 0, (
+        workdir / "logs/algorithm.log"
+    ).read_text()
+    _, path = publishing.result_path(open_workspace(), job_id, 0)
+    assert json.loads(path.read_text()) == {"counts": {"notes": 2, "more": 1}, "values": {"n": 1}}
+    bundle = publishing.output_bundle(open_workspace(), job_id)
+    assert bundle is not None
+    assert bundle.tags["generated_by"] == f"lab/counter:1.0.0#{algorithm.ref.code_hash[:16]}"
+
+
+def test_an_algorithm_bundle_runs_and_is_linked(assay_home: Path, tmp_path: Path) -> None:
+    main = add_dataset(tmp_path, "hospital", "notes", {"a.txt": "x\ny\n"})
+    add_dataset(tmp_path, "algos", "ocean-count", {"count.py": OCEAN_SCRIPT.read_text()})
+    algorithm = algorithms.resolve_algorithm(open_workspace(), "assay://algos/ocean-count", None)
+    assert algorithm.ref.id == "assay://algos/ocean-count"
+    assert algorithm.ref.code_hash == algorithm.bundle.content_hash  # type: ignore[union-attr]
+    job_id, workdir, argv, env = _provision("alice", [main], algorithm)
+    assert _run_and_publish(job_id, workdir, argv, env) == 0
+    bundle = publishing.output_bundle(open_workspace(), job_id)
+    assert bundle is not None
+    assert ("acted_using", "algorithm") in {(d.kind, d.arg_name) for d in bundle.dependencies}
+    with pytest.raises(InvalidInput, match="exactly one"):
+        algorithms.resolve_algorithm(open_workspace(), None, None)
