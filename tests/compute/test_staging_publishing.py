@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,32 @@ def _provision(
     job_store.create_job("compute", job_id, spec=spec, owner=consumer)
     job_store.fire(job_id, "provision")
     workdir = lifecycle.workdir_of(workspace, job_id)
-    staged = staging.stage_inputs(workspace, workdir, inputs, custom)
+    staging_dir = staging.staging_dir_of(workspace, job_id)
+    staged = staging.stage_inputs(workspace, staging_dir, inputs, custom)
+    workdir.mkdir(parents=True)
     algo_path = algorithms.stage_algorithm(workspace, algorithm, workdir)
     argv = algorithms.argv_for(algorithm, algo_path)
-    env = staging.job_environment(workdir, list(staged), algorithm.ref.id, algo_path)
+    env = staging.algorithm_environment(algorithm.ref.id, algo_path)
+    env.update(_lay_out_like_the_executor(workdir, staged, custom))
     return job_id, workdir, argv, env
+
+
+def _lay_out_like_the_executor(
+    workdir: Path, staged: dict[str, Path], custom: Any
+) -> dict[str, str]:
+    """What the executor does before it starts a job without a sandbox: copy the staged
+    inputs in, write the custom data, make outputs/ and logs/, and name them in the env."""
+    for key, source in staged.items():
+        shutil.copytree(source, workdir / "inputs" / key)
+    (workdir / "inputs" / "algoCustomData.json").write_text(json.dumps(custom or {}))
+    for folder in ("outputs", "logs"):
+        (workdir / folder).mkdir()
+    return {
+        "INPUTS": str(workdir / "inputs"),
+        "OUTPUTS": str(workdir / "outputs"),
+        "LOGS": str(workdir / "logs"),
+        "DIDS": json.dumps(list(staged)),
+    }
 
 
 def _run_and_publish(job_id: str, workdir: Path, argv: list[str], env: dict[str, str]) -> int:
@@ -72,6 +94,7 @@ def test_ocean_style_script_runs_unchanged_on_staged_inputs(
         "more": {"lines": 1, "matches": 0},
     }
     assert not (workdir / "inputs").exists()  # staged copies are gone after publishing
+    assert not staging.staging_dir_of(open_workspace(), job_id).exists()
 
     results = publishing.list_results(open_workspace(), job_id)
     assert [(r["index"], r["type"], r["filename"]) for r in results] == [

@@ -202,17 +202,17 @@ def start(
     if not created:
         return job_id
     workdir = workdir_of(workspace, job_id)
-    if workdir.exists():  # a forced re-run starts from a clean directory
-        staging.remove_inputs(workdir)
-        shutil.rmtree(workdir)
+    staging_dir = staging.staging_dir_of(workspace, job_id)
+    staging.remove_tree(workdir)  # a forced re-run starts from a clean directory
     job_store.fire(job_id, "provision", workspace=workspace)
     try:
-        staged = staging.stage_inputs(workspace, workdir, inputs, custom_data)
+        staged = staging.stage_inputs(workspace, staging_dir, inputs, custom_data)
+        workdir.mkdir(parents=True, exist_ok=True)
         algo_path = algorithms.stage_algorithm(workspace, algorithm, workdir)
         argv = algorithms.argv_for(algorithm, algo_path)
-        env = staging.job_environment(workdir, list(staged), algorithm.ref.id, algo_path)
+        env = staging.algorithm_environment(algorithm.ref.id, algo_path)
     except (AssayError, OSError) as error:
-        staging.remove_inputs(workdir)
+        staging.remove_staged(staging_dir, workdir)
         job_store.fire(
             job_id,
             "provision_fail",
@@ -220,7 +220,9 @@ def start(
             workspace=workspace,
         )
         raise
-    _executor(environment, workspace).submit(job_id, argv, workdir=workdir, env=env, inputs=staged)
+    _executor(environment, workspace).submit(
+        job_id, argv, workdir=workdir, env=env, inputs=staged, custom_data=custom_data
+    )
     return job_id
 
 
@@ -260,7 +262,9 @@ def publish_job(
     if succeeded:
         job_store.fire(record.job_id, "publish", workspace=workspace)
     outcome = "finished" if succeeded else ("stopped" if record.stop_requested else "failed")
+    staging_dir = staging.staging_dir_of(workspace, record.job_id)
     try:
+        staging.finish_staging(staging_dir, workdir)
         bundle = publishing.publish_outputs(
             workspace,
             record.job_id,
@@ -280,7 +284,7 @@ def publish_job(
             workspace=workspace,
         )
     finally:
-        staging.remove_inputs(workdir)
+        staging.remove_staged(staging_dir, workdir)
 
 
 # -- reading and stopping -------------------------------------------------------------------

@@ -1,18 +1,23 @@
-"""Staging a compute job's working directory (the PROVISIONING step, on the control side).
+"""Staging a compute job's datasets (the PROVISIONING step, on the control side).
 
-Layout, close to Ocean's ``/data``, so an Ocean-style algorithm runs unchanged when pointed at
-it through the environment variables the job gets (``INPUTS``, ``OUTPUTS``, ``LOGS``, ``DIDS``,
-``ALGO``, ``TRANSFORMATION_DID``)::
+Every dataset of the job (additional ones too) is materialised from verified blobs (copies or
+reflinks, never links into the store) into ``$ASSAY_HOME/compute-staging/<job id>/inputs/<key>/``;
+the executor then lays out the job's working directory from those folders (bound read-only in
+the sandbox, copied read-only without one), close to Ocean's ``/data``::
 
-    <workdir>/inputs/<key>/<file paths of the bundle>   every dataset, additional ones too
-    <workdir>/inputs/algoCustomData.json                the algorithm's custom data (if any)
+    <workdir>/inputs/<key>/<file paths of the bundle>   every dataset
+    <workdir>/inputs/algoCustomData.json                the algorithm's custom data
     <workdir>/transformations/algorithm                 the algorithm's code (raw / bundle)
     <workdir>/outputs/                                  what the algorithm writes
-    <workdir>/logs/                                     algorithm.log (executor), configuration.log
+    <workdir>/logs/                                     algorithm.log (executor), and at
+                                                        publishing configuration.log, publish.log
 
-A dataset's key is its bundle name (a second dataset with the same name gets ``name-2``), or
-the key its ``ComputeInput`` gives. Files are materialised from verified blobs (copies or
-reflinks, never links into the store), so nothing a job does can change the store.
+The job finds them through ``INPUTS``, ``OUTPUTS``, ``LOGS``, ``DIDS`` (the JSON list of keys),
+``ALGO`` and ``TRANSFORMATION_DID``, so an Ocean-style algorithm runs unchanged. A dataset's key
+is its bundle name (a second dataset with the same name gets ``name-2``), or the key its
+``ComputeInput`` gives. What staging did is kept in ``configuration.log`` beside the staged
+folders and copied into the job's ``logs/`` when it is published. The staged copies are deleted
+when the job has been published.
 """
 
 from __future__ import annotations
@@ -77,24 +82,23 @@ def unique_keys(wanted: Sequence[str | None], names: Sequence[str]) -> list[str]
     return keys
 
 
-def make_layout(workdir: Path) -> None:
-    for folder in ("inputs", "outputs", "logs"):
-        (workdir / folder).mkdir(parents=True, exist_ok=True)
+def staging_dir_of(workspace: Workspace, job_id: str) -> Path:
+    return workspace.settings.home / "compute-staging" / job_id
 
 
 def stage_inputs(
     workspace: Workspace,
-    workdir: Path,
+    staging_dir: Path,
     inputs: Sequence[StagedInput],
     custom_data: Any,
 ) -> dict[str, Path]:
-    """Materialise every dataset under ``inputs/<key>/`` and write the custom data; returns
-    ``{key: folder}``. Appends what it did to ``logs/configuration.log``."""
-    make_layout(workdir)
+    """Materialise every dataset under ``staging_dir/inputs/<key>/``; returns ``{key: folder}``
+    and writes what it did to ``staging_dir/configuration.log``."""
+    remove_tree(staging_dir)
     staged: dict[str, Path] = {}
     lines: list[str] = []
     for item in inputs:
-        folder = workdir / "inputs" / item.key
+        folder = staging_dir / "inputs" / item.key
         files = operations.files_of(workspace, item.record)
         if files:
             views.materialize_files(workspace, files, folder, record=False)
@@ -114,45 +118,55 @@ def stage_inputs(
             text = json.dumps(custom_data, sort_keys=True)
         except (TypeError, ValueError) as error:
             raise InvalidInput(f"algorithm_algocustomdata is not JSON: {error}") from None
-        (workdir / "inputs" / CUSTOM_DATA_FILE).write_text(text, encoding="utf-8")
-        lines.append(f"wrote inputs/{CUSTOM_DATA_FILE} ({len(text)} bytes)")
-    log(workdir, CONFIGURATION_LOG, lines)
+        lines.append(f"custom data for inputs/{CUSTOM_DATA_FILE}: {len(text)} bytes")
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    append_log(staging_dir / CONFIGURATION_LOG, lines)
     return staged
 
 
-def job_environment(
-    workdir: Path, keys: Sequence[str], algorithm_id: str, algo_path: Path | None
-) -> dict[str, str]:
-    """The variables an Ocean-style algorithm reads (absolute paths)."""
-    env = {
-        "INPUTS": str(workdir / "inputs"),
-        "OUTPUTS": str(workdir / "outputs"),
-        "LOGS": str(workdir / "logs"),
-        "DIDS": json.dumps(list(keys)),
-        "TRANSFORMATION_DID": algorithm_id,
-        "TMPDIR": str(workdir / "tmp"),
-    }
-    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+def algorithm_environment(algorithm_id: str, algo_path: Path | None) -> dict[str, str]:
+    """The variables the job gets beyond the executor's (``INPUTS``, ``OUTPUTS``, ``LOGS``,
+    ``DIDS``, ``TMPDIR``, ``HOME``): which algorithm runs and where its code is."""
+    env = {"TRANSFORMATION_DID": algorithm_id}
     if algo_path is not None:
         env["ALGO"] = str(algo_path)
     return env
 
 
-def log(workdir: Path, filename: str, lines: Sequence[str]) -> None:
-    """Append time-stamped lines to ``logs/<filename>``."""
+def append_log(path: Path, lines: Sequence[str]) -> None:
+    """Append time-stamped lines to the log file ``path``."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    (workdir / "logs").mkdir(parents=True, exist_ok=True)
-    with open(workdir / "logs" / filename, "a", encoding="utf-8") as handle:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
         for line in lines:
             handle.write(f"{stamp} {line}\n")
 
 
-def remove_inputs(workdir: Path) -> None:
-    """Drop the staged copies of the datasets (compute-only data must not linger on disk).
-    Files may be read-only: only their folders need to be writable to remove them."""
-    inputs = workdir / "inputs"
-    if not inputs.exists():
+def log(workdir: Path, filename: str, lines: Sequence[str]) -> None:
+    """Append time-stamped lines to the job's ``logs/<filename>``."""
+    append_log(workdir / "logs" / filename, lines)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a staged tree whose files may be read-only (only folders need to be writable)."""
+    if not path.exists():
         return
-    for directory, _subdirs, _files in os.walk(inputs):
+    for directory, _subdirs, _files in os.walk(path):
         os.chmod(directory, 0o755)
-    shutil.rmtree(inputs)
+    shutil.rmtree(path)
+
+
+def finish_staging(staging_dir: Path, workdir: Path) -> None:
+    """Copy the configuration log into the job's ``logs/`` (the executor empties ``logs/``
+    when the job starts, so this happens at publishing)."""
+    source = staging_dir / CONFIGURATION_LOG
+    if source.exists():
+        (workdir / "logs").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, workdir / "logs" / CONFIGURATION_LOG)
+
+
+def remove_staged(staging_dir: Path, workdir: Path) -> None:
+    """Drop every copy of the datasets: the staging folder and the job's ``inputs/``
+    (compute-only data must not linger on disk)."""
+    remove_tree(staging_dir)
+    remove_tree(workdir / "inputs")
