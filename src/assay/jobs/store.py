@@ -60,6 +60,7 @@ def _record(row: Any) -> JobRecord:
         parent_job_id=row.parent_job_id,
         workdir=row.workdir,
         pgid=row.pgid,
+        launch=loads(row.launch),
     )
 
 
@@ -166,6 +167,7 @@ def create_job(
                         "workdir": None,
                         "stop_requested": False,
                         "parent_job_id": parent_job_id,
+                        "launch": None,
                         "last_seq": 1,
                     },
                 )
@@ -218,6 +220,7 @@ def create_job(
                     "workdir": None,
                     "stop_requested": False,
                     "parent_job_id": parent_job_id,
+                    "launch": None,
                 },
             )
             if seq is None:  # someone else moved it meanwhile (SQLite cannot lock the row)
@@ -431,7 +434,7 @@ def stop_requested(job_id: str, *, workspace: Workspace | None = None) -> bool:
 
 def set_fields(job_id: str, fields: dict[str, Any], *, workspace: Workspace | None = None) -> None:
     """Set bookkeeping columns (``pid``, ``pgid``, ``host``, ``workdir``) on an active job."""
-    allowed = {"pid", "pgid", "host", "workdir", "last_seen"}
+    allowed = {"pid", "pgid", "host", "workdir", "last_seen", "launch"}
     unknown = set(fields) - allowed
     if unknown:
         raise InvalidInput(f"set_fields: not settable {sorted(unknown)}")
