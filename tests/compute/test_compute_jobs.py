@@ -86,6 +86,14 @@ def test_ocean_script_runs_unchanged_in_the_sandbox(home: Path, tmp_path: Path) 
         "word": "wind",
         "datasets": {"notes": {"lines": 3, "matches": 2}, "extra": {"lines": 1, "matches": 1}},
     }
+    runs = [e for e in job_store.list_events(job_id) if e.event == "run"]
+    assert runs[0].payload["sandbox"] is True  # it really ran under bubblewrap
+    transitions = [e.to_state for e in job_store.list_events(job_id) if e.type == "transition"]
+    assert transitions == ["CREATED", "QUEUED", "PROVISIONING", "RUNNING", "PUBLISHING", "FINISHED"]
+    # the consumer gets outputs and logs; every staged copy of the inputs is gone
+    assert all(r["filename"] != "a.txt" for r in status["results"])
+    assert not (home / "compute-jobs" / job_id / "inputs").exists()
+    assert not (home / "compute-staging" / job_id).exists()
     first = compute.result(job_id, 0, "alice")
     assert first["filename"] == "summary.json" and Path(first["path"]).exists()
     # the same work again is the same job; nothing new is recorded
@@ -158,7 +166,7 @@ def test_a_trusted_service_runs_sandboxed(home: Path, tmp_path: Path) -> None:
     status = compute.wait(job_id, "alice", timeout=120)
     assert status["state"] == "FINISHED", (status, _log(compute, job_id))
     values = json.loads(compute.compute_job_result_logs(job_id, "alice")[0])
-    assert values == {"counts": {"notes": 2}, "values": None}
+    assert values == {"counts": {"notes": 2}, "values": {}}  # no custom data: {}
 
 
 def _log(compute: Compute, job_id: str) -> str:

@@ -4,8 +4,6 @@ run by hand between the two (the executor's part is tested in test_compute_jobs.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from assay.bundles.workspace import open_workspace
 from assay.computejobs import algorithms, lifecycle, publishing, staging
 from assay.core.errors import InvalidInput, JobNotFound, NotJobOwner, ResultNotFound
 from assay.jobs import store as job_store
+from assay.jobs import workdir as jobdir
 
 
 def _provision(
@@ -33,7 +32,6 @@ def _provision(
         "inputs": [{**item.describe(), "uuid": item.record.uuid} for item in inputs],
     }
     job_store.create_job("compute", job_id, spec=spec, owner=consumer)
-    job_store.fire(job_id, "provision")
     workdir = lifecycle.workdir_of(workspace, job_id)
     staging_dir = staging.staging_dir_of(workspace, job_id)
     staged = staging.stage_inputs(workspace, staging_dir, inputs, custom)
@@ -41,26 +39,11 @@ def _provision(
     algo_path = algorithms.stage_algorithm(workspace, algorithm, workdir)
     argv = algorithms.argv_for(algorithm, algo_path)
     env = staging.algorithm_environment(algorithm.ref.id, algo_path)
-    env.update(_lay_out_like_the_executor(workdir, staged, custom))
+    job_store.fire(job_id, "provision")
+    # the job layer's own layout, as its executor makes it for a job without a sandbox
+    dirs, _binds = jobdir.prepare(workdir, staged, custom, copy_inputs=True)
+    env = jobdir.job_environment(dirs, job_id, list(staged), env)
     return job_id, workdir, argv, env
-
-
-def _lay_out_like_the_executor(
-    workdir: Path, staged: dict[str, Path], custom: Any
-) -> dict[str, str]:
-    """What the executor does before it starts a job without a sandbox: copy the staged
-    inputs in, write the custom data, make outputs/ and logs/, and name them in the env."""
-    for key, source in staged.items():
-        shutil.copytree(source, workdir / "inputs" / key)
-    (workdir / "inputs" / "algoCustomData.json").write_text(json.dumps(custom or {}))
-    for folder in ("outputs", "logs"):
-        (workdir / folder).mkdir()
-    return {
-        "INPUTS": str(workdir / "inputs"),
-        "OUTPUTS": str(workdir / "outputs"),
-        "LOGS": str(workdir / "logs"),
-        "DIDS": json.dumps(list(staged)),
-    }
 
 
 def _run_and_publish(job_id: str, workdir: Path, argv: list[str], env: dict[str, str]) -> int:
@@ -68,8 +51,10 @@ def _run_and_publish(job_id: str, workdir: Path, argv: list[str], env: dict[str,
     job_store.fire(job_id, "run")
     with open(workdir / "logs" / "algorithm.log", "wb") as log:
         code = subprocess.run(
-            argv, cwd=workdir, env={**os.environ, **env}, stdout=log, stderr=log, check=False
+            argv, cwd=workdir, env=env, stdout=log, stderr=log, check=False
         ).returncode
+    if code == 0:
+        job_store.fire(job_id, "publish")  # as the executor does before its on_exit hook
     lifecycle.publish_job(job_store.get_job(job_id), code, workdir, workspace)
     job_store.fire(job_id, "finish" if code == 0 else "fail")
     return code

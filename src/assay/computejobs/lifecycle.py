@@ -9,10 +9,12 @@ A compute job is a job of kind ``compute`` on the job layer's machine ``job``:
 2. **Id.** ``jobs.ids.job_id("compute", algorithm id, code hash, [(key, content hash)...],
    custom data, consumer, environment)``: the same work asked again by the same consumer gets the
    existing job (whatever its state) unless ``force`` re-creates a finished one.
-3. **PROVISIONING** stages the working directory (``staging``); a failure there ends the job
-   PROVISION_FAILED with the reason.
-4. **Run** on the environment's executor (the job layer's ``LocalExecutor``: a process group
-   per job, limits, sandbox); the algorithm's output and errors go to ``logs/``.
+3. **Staging** (``staging``) materialises the datasets and the algorithm's code while the job
+   is CREATED; a failure there ends it PROVISION_FAILED with the reason.
+4. **Run** on the environment's executor (the job layer's ``LocalExecutor``): QUEUED until a
+   slot is free, PROVISIONING while it lays out the working directory from the staged folders,
+   RUNNING as a process group (limits, bubblewrap sandbox); output and errors go to
+   ``logs/algorithm.log``.
 5. **PUBLISHING** on the control side when the process ends (``publishing``): one output bundle
    in one transaction; then the staged input copies are deleted. An algorithm that exits 0 and
    writes nothing ends FINISHED with no ``output`` results (its logs are still results); one that
@@ -204,25 +206,26 @@ def start(
     workdir = workdir_of(workspace, job_id)
     staging_dir = staging.staging_dir_of(workspace, job_id)
     staging.remove_tree(workdir)  # a forced re-run starts from a clean directory
-    job_store.fire(job_id, "provision", workspace=workspace)
     try:
         staged = staging.stage_inputs(workspace, staging_dir, inputs, custom_data)
         workdir.mkdir(parents=True, exist_ok=True)
         algo_path = algorithms.stage_algorithm(workspace, algorithm, workdir)
         argv = algorithms.argv_for(algorithm, algo_path)
         env = staging.algorithm_environment(algorithm.ref.id, algo_path)
+        executor = _executor(environment, workspace)
     except (AssayError, OSError) as error:
         staging.remove_staged(staging_dir, workdir)
+        job_store.fire(job_id, "provision", workspace=workspace)
         job_store.fire(
             job_id,
             "provision_fail",
-            error=f"{type(error).__name__}: {error}",
+            error=f"staging: {type(error).__name__}: {error}",
             workspace=workspace,
         )
         raise
-    _executor(environment, workspace).submit(
-        job_id, argv, workdir=workdir, env=env, inputs=staged, custom_data=custom_data
-    )
+    # The executor queues the job, claims a slot (PROVISIONING), lays out the working directory
+    # from the staged folders, runs it (RUNNING) and calls publish_job when it exits.
+    executor.submit(job_id, argv, workdir=workdir, env=env, inputs=staged, custom_data=custom_data)
     return job_id
 
 
@@ -245,23 +248,23 @@ def _executor(environment: Environment, workspace: Workspace) -> Any:
 
 
 def _make_publisher(workspace: Workspace) -> Any:
-    def on_exit(job_id: str, returncode: int | None, workdir: Path) -> None:
+    def on_exit(job_id: str, returncode: int, workdir: Path) -> dict[str, Any] | None:
         record = job_store.get_job(job_id, workspace=workspace)
         if record.kind != KIND:
-            return
-        publish_job(record, returncode, Path(workdir), workspace)
+            return None
+        return publish_job(record, returncode, Path(workdir), workspace)
 
     return on_exit
 
 
 def publish_job(
     record: JobRecord, returncode: int | None, workdir: Path, workspace: Workspace
-) -> None:
-    """Publish what the job left (outputs and logs), then delete the staged inputs."""
-    succeeded = returncode == 0 and not record.stop_requested
-    if succeeded:
-        job_store.fire(record.job_id, "publish", workspace=workspace)
-    outcome = "finished" if succeeded else ("stopped" if record.stop_requested else "failed")
+) -> dict[str, Any]:
+    """Publish what the job left (outputs and logs) as its output bundle, then delete every
+    staged copy of its inputs; returns ``{"output_bundle": ...}`` for the job's result. Runs
+    in the executor's ``on_exit`` hook, after it fired ``publish`` for a successful exit."""
+    outcomes = {True: "finished", False: "failed"}
+    outcome = "stopped" if record.stop_requested else outcomes[returncode == 0]
     staging_dir = staging.staging_dir_of(workspace, record.job_id)
     try:
         staging.finish_staging(staging_dir, workdir)
@@ -277,14 +280,13 @@ def publish_job(
             outcome=outcome,
             algorithm_bundle_uuid=record.spec.get("algorithm_bundle_uuid"),
         )
-        job_store.append_event(
-            record.job_id,
-            "publish",
-            {"bundle": f"{bundle.context}/{bundle.name}@{bundle.uuid}", "outcome": outcome},
-            workspace=workspace,
-        )
     finally:
         staging.remove_staged(staging_dir, workdir)
+    reference = f"assay://{bundle.context}/{bundle.name}@{bundle.uuid}"
+    job_store.append_event(
+        record.job_id, "published", {"bundle": reference, "outcome": outcome}, workspace=workspace
+    )
+    return {"output_bundle": reference}
 
 
 # -- reading and stopping -------------------------------------------------------------------
