@@ -16,6 +16,7 @@ from assay.catalog.schema import jobs
 from assay.compute import Compute, ComputeInput
 from assay.core.errors import (
     EnvironmentNotFound,
+    InvalidInput,
     InvalidTransition,
     JobNotFound,
     NotConsumable,
@@ -227,3 +228,67 @@ def test_without_bubblewrap_compute_access_is_refused(
         Compute().start("alice", main, "sandboxed", algorithm_meta=raw_meta("pass\n"))
     assert "\n" not in caught.value.message and "bubblewrap" in caught.value.message
     assert _job_rows() == 0
+
+
+def test_additional_datasets_are_checked_too(home: Path, tmp_path: Path) -> None:
+    open_data = add_dataset(tmp_path, "public", "weather", {"w.txt": "wind\n"})
+    closed = _compute_dataset(tmp_path)  # compute access, raw code not allowed
+    with pytest.raises(NotConsumable, match="hospital/notes does not allow raw algorithms"):
+        Compute().start(
+            "alice",
+            open_data,
+            "sandboxed",
+            algorithm_meta=raw_meta("pass\n"),
+            additional_datasets=[closed],
+        )
+    assert _job_rows() == 0
+
+
+def test_open_data_runs_without_a_sandbox(home: Path, tmp_path: Path) -> None:
+    main = add_dataset(tmp_path, "public", "weather", {"w.txt": "wind\nwind\n"})
+    compute = Compute()
+    job_id = compute.start(
+        "alice",
+        main,
+        "open",
+        algorithm_meta=raw_meta(OCEAN_SCRIPT.read_text()),
+        algorithm_algocustomdata={"word": "wind"},
+    )
+    status = compute.wait(job_id, "alice", timeout=120)
+    assert status["state"] == "FINISHED", status
+    summary = json.loads(compute.compute_job_result_logs(job_id, "alice")[0])
+    assert summary["datasets"] == {"weather": {"lines": 2, "matches": 2}}
+    runs = [e for e in job_store.list_events(job_id) if e.event == "run"]
+    assert runs[0].payload["sandbox"] is False
+
+
+def test_a_staging_failure_ends_provision_failed(home: Path, tmp_path: Path) -> None:
+    main = add_dataset(tmp_path, "public", "weather", {"w.txt": "wind\n"})
+    from assay import api
+
+    api.add("public", "bad-algo", str(OCEAN_SCRIPT), tags={"entrypoint": 'python "$ALGO'})
+    compute = Compute()
+    with pytest.raises(InvalidInput, match="entrypoint"):
+        compute.start("alice", main, "open", algorithm="assay://public/bad-algo")
+    (record,) = job_store.list_jobs(kind="compute")
+    assert record.state == "PROVISION_FAILED" and "staging" in (record.error or "")
+    assert compute.status(record.job_id, "alice")["ok"] is False
+    assert not (home / "compute-staging" / record.job_id).exists()
+
+
+def test_force_runs_the_same_work_again(home: Path, tmp_path: Path) -> None:
+    main = add_dataset(tmp_path, "public", "weather", {"w.txt": "wind\n"})
+    code = "import os, time\nopen(os.environ['OUTPUTS'] + '/t', 'w').write(str(time.time_ns()))\n"
+    compute = Compute()
+    job_id = compute.start("alice", main, "open", algorithm_meta=raw_meta(code))
+    compute.wait(job_id, "alice", timeout=120)
+    first = compute.compute_job_result_logs(job_id, "alice")
+    assert compute.start("alice", main, "open", algorithm_meta=raw_meta(code)) == job_id
+    assert compute.compute_job_result_logs(job_id, "alice") == first  # not re-run
+    again = compute.start("alice", main, "open", algorithm_meta=raw_meta(code), force=True)
+    assert again == job_id
+    assert compute.wait(job_id, "alice", timeout=120)["state"] == "FINISHED"
+    assert compute.compute_job_result_logs(job_id, "alice") != first
+    other = compute.start("bob", main, "open", algorithm_meta=raw_meta(code))
+    assert other != job_id  # another consumer's job is its own
+    compute.wait(other, "bob", timeout=120)
