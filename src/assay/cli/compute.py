@@ -241,7 +241,7 @@ def jobs_start(
         additional_datasets=[_dataset_ref(d, context) for d in additional or []],
         force=force,
     )
-    if not out.json:
+    if not out.json and sys.stderr.isatty():  # a note for people; pipes stay quiet on success
         sys.stderr.write(f"job {job_id} started; waiting for it to end\n")
     status = compute.wait(job_id, who)
 
