@@ -292,3 +292,32 @@ def test_force_runs_the_same_work_again(home: Path, tmp_path: Path) -> None:
     other = compute.start("bob", main, "open", algorithm_meta=raw_meta(code))
     assert other != job_id  # another consumer's job is its own
     compute.wait(other, "bob", timeout=120)
+
+
+def test_a_sandboxed_job_sees_neither_the_store_nor_the_catalog(home: Path, tmp_path: Path) -> None:
+    main = _compute_dataset(tmp_path, allow_raw_algorithm=True)
+    probe = f"""
+import json, os
+found = {{}}
+for name in ("catalog.db", "store", "compute-staging", "views"):
+    found[name] = os.path.exists(os.path.join({str(home)!r}, name))
+inputs = os.environ["INPUTS"]
+try:
+    open(os.path.join(inputs, "notes", "a.txt"), "a").write("changed")
+    found["inputs_writable"] = True
+except OSError:
+    found["inputs_writable"] = False
+json.dump(found, open(os.path.join(os.environ["OUTPUTS"], "seen.json"), "w"))
+"""
+    assert (home / "store").is_dir()  # (catalog.db too on SQLite)
+    compute = Compute()
+    job_id = compute.start("alice", main, "sandboxed", algorithm_meta=raw_meta(probe))
+    assert compute.wait(job_id, "alice", timeout=120)["state"] == "FINISHED"
+    seen = json.loads(compute.compute_job_result_logs(job_id, "alice")[0])
+    assert seen == {
+        "catalog.db": False,
+        "store": False,
+        "compute-staging": False,
+        "views": False,
+        "inputs_writable": False,
+    }

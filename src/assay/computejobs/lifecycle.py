@@ -25,6 +25,7 @@ Only the consumer who started a job may read its status, results and logs or sto
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections.abc import Sequence
@@ -230,21 +231,33 @@ def start(
 
 
 # -- the executor and the publishing hook ----------------------------------------------------
-_executors: dict[tuple[str, str], Any] = {}
+_executors: dict[tuple[str, str, str], Any] = {}
 _executors_lock = threading.Lock()
 
 
 def _executor(environment: Environment, workspace: Workspace) -> Any:
-    """One LocalExecutor per (ASSAY_HOME, environment) in this process, publishing on exit."""
+    """One LocalExecutor per (ASSAY_HOME, catalog, environment as declared) in this process,
+    publishing on exit; a changed declaration gets a new executor."""
     from assay.jobs.executors.local import LocalExecutor
 
-    key = (str(workspace.settings.home), environment.id)
+    declared = json.dumps(environment.as_dict(), sort_keys=True, default=str)
+    key = (str(workspace.settings.home), workspace.settings.catalog_url, declared)
     with _executors_lock:
         executor = _executors.get(key)
         if executor is None:
             executor = LocalExecutor(environment, workspace, on_exit=_make_publisher(workspace))
             _executors[key] = executor
         return executor
+
+
+def close_executors(*, wait: bool = True, timeout: float | None = None) -> None:
+    """Close every executor this module made (long-lived processes switching homes, tests);
+    with ``wait``, their jobs end first."""
+    with _executors_lock:
+        executors = list(_executors.values())
+        _executors.clear()
+    for executor in executors:
+        executor.close(wait=wait, timeout=timeout)
 
 
 def _make_publisher(workspace: Workspace) -> Any:
