@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from assay.bundles.workspace import open_workspace
 from assay.catalog.schema import jobs
 from assay.compute import Compute, ComputeInput
+from assay.computejobs import publishing
 from assay.core.errors import (
     EnvironmentNotFound,
     InvalidInput,
@@ -95,6 +96,7 @@ def test_ocean_script_runs_unchanged_in_the_sandbox(home: Path, tmp_path: Path) 
     assert all(r["filename"] != "a.txt" for r in status["results"])
     assert not (home / "compute-jobs" / job_id / "inputs").exists()
     assert not (home / "compute-staging" / job_id).exists()
+    assert status["outputBundle"].startswith(f"assay://compute/job-{job_id}@")
     first = compute.result(job_id, 0, "alice")
     assert first["filename"] == "summary.json" and Path(first["path"]).exists()
     # the same work again is the same job; nothing new is recorded
@@ -207,6 +209,11 @@ def test_stop_ends_stopped(home: Path, tmp_path: Path) -> None:
     assert status["state"] == "STOPPED" and status["status"] == 43
     events = [e.event for e in job_store.list_events(job_id) if e.type == "transition"]
     assert events[-1] == "stop" and "finish" not in events
+    # what it left is published all the same, marked stopped
+    assert [r["filename"] for r in status["results"] if r["type"] == "output"] == ["started"]
+    assert status["outputBundle"].startswith(f"assay://compute/job-{job_id}@")
+    bundle = publishing.output_bundle(open_workspace(), job_id)
+    assert bundle is not None and bundle.tags["job_outcome"] == "stopped"
 
 
 def test_environments_and_the_free_one(home: Path) -> None:

@@ -96,6 +96,7 @@ def publish(
     json_output: JsonOption = False,
 ) -> None:
     """Publish a bundle name for download or compute-to-data; prints the pinned code hashes."""
+    # the domain directly: Ocean's compute face has no publish call to wrap
     from assay.computejobs.trust import publish_dataset
 
     out = Output.of(ctx)
@@ -135,6 +136,7 @@ def services_show(
     json_output: JsonOption = False,
 ) -> None:
     """Show a registered service's folder and current code hash."""
+    # the domain directly: a service's code hash is not part of the compute face
     from assay.computejobs.trust import describe_service
 
     out = Output.of(ctx)

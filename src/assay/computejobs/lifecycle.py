@@ -325,6 +325,7 @@ def status_of(record: JobRecord, workspace: Workspace) -> dict[str, Any]:
         {key: item[key] for key in ("index", "filename", "filesize", "type")}
         for item in publishing.list_results(workspace, record.job_id)
     ]
+    bundle = publishing.output_bundle(workspace, record.job_id)
     return {
         "ok": record.state not in NOT_OK_STATES,
         "status": record.state_code,
@@ -339,6 +340,10 @@ def status_of(record: JobRecord, workspace: Workspace) -> dict[str, Any]:
         "algorithm": (record.spec.get("algorithm") or {}).get("id"),
         "inputs": [item["key"] for item in record.spec.get("inputs", [])],
         "stopRequested": record.stop_requested,
+        # Ocean's resultsDid: where the results were published (None before publishing)
+        "outputBundle": (
+            f"assay://{bundle.context}/{bundle.name}@{bundle.uuid}" if bundle else None
+        ),
         "error": record.error,
     }
 
