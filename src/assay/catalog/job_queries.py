@@ -56,18 +56,17 @@ def transition(
     job_id: str,
     sources: Collection[str],
     changes: Mapping[str, Any],
-) -> int | None:
+) -> Any:
     """Apply ``changes`` (which include the new ``state``) if the job is in one of ``sources``;
-    bump ``last_seq``. The new ``last_seq``, or None when no row matched (wrong state or no
-    such job)."""
-    row = conn.execute(
+    bump ``last_seq``. The updated row (its ``last_seq`` is the new event's number), or None
+    when no row matched (wrong state or no such job)."""
+    return conn.execute(
         update(jobs)
         .where(jobs.c.job_id == job_id)
         .where(jobs.c.state.in_(list(sources)))
         .values(**changes, last_seq=jobs.c.last_seq + 1)
-        .returning(jobs.c.last_seq)
+        .returning(*jobs.c)
     ).first()
-    return None if row is None else int(row[0])
 
 
 def allocate_seqs(
@@ -95,13 +94,6 @@ def update_job(
     if states is not None:
         statement = statement.where(jobs.c.state.in_(list(states)))
     return int(conn.execute(statement.values(**changes)).rowcount or 0)
-
-
-def reset_job(
-    conn: Connection, job_id: str, changes: Mapping[str, Any], states: Collection[str]
-) -> int | None:
-    """Like ``transition`` but for ``recreate`` (a terminal job back to its initial state)."""
-    return transition(conn, job_id, states, changes)
 
 
 def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -1,5 +1,5 @@
 """Compute-to-data commands: ``assay publish``, ``assay services show`` and
-``assay jobs start | results | get`` (registered on the ``jobs`` group by ``register_jobs``).
+``assay jobs start | results | get`` (added to the job layer's ``jobs`` group by ``register_jobs``).
 
 The CLI calls the ``assay.compute`` face and, for publishing and service identity, the compute
 jobs domain directly (the face has no publish call in Ocean's API).
@@ -330,11 +330,3 @@ def register_jobs(group: typer.Typer) -> None:
     group.command("start")(jobs_start)
     group.command("results")(jobs_results)
     group.command("get")(jobs_get)
-
-
-#: The ``jobs`` group until the job layer's own (cli/jobs.py) is merged: then
-#: ``register_jobs(jobs_app)`` is called on that one instead.
-jobs_app = typer.Typer(
-    name="jobs", help="Jobs: start compute jobs, read results.", no_args_is_help=True
-)
-register_jobs(jobs_app)

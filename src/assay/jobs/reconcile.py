@@ -30,7 +30,7 @@ from assay.core.errors import InvalidTransition
 from assay.jobs import process
 from assay.jobs.environments import Environment, load_environments
 from assay.jobs.records import JobRecord
-from assay.jobs.store import HOST, fire_in
+from assay.jobs.store import HOST, fire_in, get_job
 
 SUPERVISED_STATES = ("QUEUED", "PROVISIONING", "RUNNING", "PUBLISHING")
 
@@ -102,3 +102,52 @@ def reconcile(
         if record is not None:
             changed.append(record)
     return changed
+
+
+def reconcile_job(
+    job_id: str,
+    workspace: Workspace | None = None,
+    *,
+    stale_after_s: float = 30.0,
+    environments: dict[str, Environment] | None = None,
+) -> JobRecord | None:
+    """``reconcile`` for one job (cheap: one read unless it is dead); the record if changed."""
+    ws = workspace or open_workspace()
+    with ws.read() as conn:
+        row = queries.job(conn, job_id)
+    if row is None or row.machine != "job" or row.state not in SUPERVISED_STATES:
+        return None
+    if _why_dead(row, time.time(), stale_after_s) is None:
+        return None
+    if environments is None:
+        environments = load_environments(ws.settings)
+    try:
+        with ws.write() as conn:
+            return _settle(conn, job_id, stale_after_s, environments)
+    except InvalidTransition:
+        return None
+
+
+def wait_job(
+    job_id: str,
+    timeout: float | None = None,
+    *,
+    interval: float = 0.05,
+    check_every_s: float = 1.0,
+    stale_after_s: float = 30.0,
+    workspace: Workspace | None = None,
+) -> JobRecord:
+    """Poll until the job is terminal, reconciling it every ``check_every_s`` so a wait on a
+    job whose supervisor died ends (FAILED) instead of polling forever. Returns the record
+    (not terminal only when ``timeout`` passed first)."""
+    ws = workspace or open_workspace()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last_check = time.monotonic()
+    while True:
+        record = get_job(job_id, workspace=ws)
+        if record.terminal or (deadline is not None and time.monotonic() >= deadline):
+            return record
+        if time.monotonic() - last_check >= check_every_s:
+            last_check = time.monotonic()
+            reconcile_job(record.job_id, ws, stale_after_s=stale_after_s)
+        time.sleep(interval)

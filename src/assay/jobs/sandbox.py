@@ -5,7 +5,8 @@ Inside the sandbox the job sees: the system directories read-only (``/usr``, ``/
 read-only, extra read-only paths the environment lists (``ro_paths``), the files named on its
 command line read-only, its own working directory read-write at the same path, and its inputs
 read-only over ``inputs/<key>``. Nothing else: not ``ASSAY_HOME`` (store, catalog), not other
-jobs' directories (a private ``/tmp``). All namespaces are private (``--unshare-all``); with
+jobs' directories, not the host's ``/tmp``; the sandbox's root is remounted read-only, so the
+job dir is the only writable path (``TMPDIR`` is ``<job dir>/tmp``). All namespaces are private (``--unshare-all``); with
 ``network: true`` the host network is shared back (``--share-net``), with ``network: false`` the
 job has only a loopback device. ``--die-with-parent`` ties the sandbox to its supervisor.
 
@@ -115,7 +116,7 @@ def bwrap_argv(
             command += ["--symlink", os.readlink(path), link]
         elif path.is_dir():
             command += ["--ro-bind", link, link]
-    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    command += ["--proc", "/proc", "--dev", "/dev"]
     arg_paths = [a for a in argv if a.startswith("/") and Path(a).exists()]
     read_only = _resolved([*map(str, _code_paths()), *ro_paths, *arg_paths])
     for path in read_only:
@@ -128,5 +129,7 @@ def bwrap_argv(
     command += ["--bind", str(workdir), str(workdir)]
     for target, source in binds.items():
         command += ["--ro-bind", str(Path(source).resolve()), str(Path(target).absolute())]
-    command += ["--chdir", str(workdir), "--", *argv]
+    # The sandbox's root is a tmpfs holding the mount points; read-only, so the job dir is the
+    # only place a job can write (there is no writable /tmp: TMPDIR points into the job dir).
+    command += ["--remount-ro", "/", "--chdir", str(workdir), "--", *argv]
     return command

@@ -196,7 +196,7 @@ def create_job(
                     f"cannot recreate job {job_id}: it is {old.state}; stop it first",
                     {"event": "recreate", "state": old.state},
                 )
-            seq = queries.transition(
+            updated = queries.transition(
                 conn,
                 job_id,
                 old_machine.terminal_states(),
@@ -223,14 +223,14 @@ def create_job(
                     "launch": None,
                 },
             )
-            if seq is None:  # someone else moved it meanwhile (SQLite cannot lock the row)
+            if updated is None:  # someone else moved it meanwhile
                 raise InvalidTransition(f"cannot recreate job {job_id}: it changed meanwhile")
             queries.insert_events(
                 conn,
                 [
                     _event_row(
                         job_id,
-                        seq,
+                        updated.last_seq,
                         now,
                         "transition",
                         {"kind": kind},
@@ -240,7 +240,7 @@ def create_job(
                     )
                 ],
             )
-            return _record(queries.job(conn, job_id)), True
+            return _record(updated), True
     except IntegrityError:
         # Another process inserted the same id between our read and our insert (PostgreSQL).
         return get_job(job_id, workspace=ws), False
@@ -302,17 +302,21 @@ def fire_in(
     if error is not None:
         changes["error"] = error
     changes.update(fields or {})
-    seq = queries.transition(conn, job_id, transition.sources, changes)
-    if seq is None:
+    updated = queries.transition(conn, job_id, transition.sources, changes)
+    if updated is None:
         raise _not_allowed(conn, job_id, event)
     body = dict(payload or {})
     if error is not None:
         body.setdefault("error", error)
     queries.insert_events(
         conn,
-        [_event_row(job_id, seq, now, "transition", body, event, row.state, target.name)],
+        [
+            _event_row(
+                job_id, updated.last_seq, now, "transition", body, event, row.state, target.name
+            )
+        ],
     )
-    return _record(queries.job(conn, job_id))
+    return _record(updated)
 
 
 def fire(

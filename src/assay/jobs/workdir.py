@@ -7,7 +7,7 @@
       inputs/algoCustomData.json  the algorithm's custom data ({} when none)
       outputs/                    what the job produces (published by the control side)
       logs/algorithm.log          the job's stdout and stderr, interleaved
-      tmp/                        scratch (TMPDIR; the sandbox has a private /tmp instead)
+      tmp/                        scratch (TMPDIR)
 
 The job finds the paths in ``INPUTS``, ``OUTPUTS`` and ``LOGS``; ``DIDS`` is the JSON list of
 input keys (Ocean passes dataset DIDs there: ``json.loads(os.environ["DIDS"])``), and
@@ -133,8 +133,6 @@ def job_environment(
     job_id: str,
     input_keys: list[str],
     extra: Mapping[str, str] | None = None,
-    *,
-    sandboxed: bool = False,
 ) -> dict[str, str]:
     """The environment variables of a job's process."""
     env = {name: os.environ[name] for name in _BASE_ENV if name in os.environ}
@@ -142,7 +140,7 @@ def job_environment(
     env.update(
         {
             "HOME": str(dirs.root),
-            "TMPDIR": "/tmp" if sandboxed else str(dirs.tmp),
+            "TMPDIR": str(dirs.tmp),
             "INPUTS": str(dirs.inputs),
             "OUTPUTS": str(dirs.outputs),
             "LOGS": str(dirs.logs),

@@ -326,9 +326,7 @@ class LocalExecutor:
         except (OSError, InvalidInput) as exc:
             self._fire_quietly(launch.job_id, "provision_fail", error=f"staging inputs: {exc}")
             return
-        env = jobdir.job_environment(
-            dirs, launch.job_id, sorted(launch.inputs), launch.env, sandboxed=sandboxed
-        )
+        env = jobdir.job_environment(dirs, launch.job_id, sorted(launch.inputs), launch.env)
         argv = launch.argv
         if sandboxed:
             argv = sandbox.bwrap_argv(
@@ -370,22 +368,27 @@ class LocalExecutor:
         except (InvalidTransition, JobNotFound):
             run.reason = "lost"  # ended elsewhere meanwhile (reconcile): kill, record nothing
             process.kill_group(proc.pid)
+        # Started only now, so a quick exit cannot be recorded before the run transition.
+        threading.Thread(
+            target=self._await_exit,
+            args=(run,),
+            name=f"assay-job-{launch.job_id[:8]}",
+            daemon=True,
+        ).start()
+
+    def _await_exit(self, run: _Run) -> None:
+        """Wait for the job's process (a thread per job: exits are seen at once, not at the
+        next tick), kill what is left of its group, then record the outcome."""
+        returncode = run.proc.wait()
+        process.kill_group(run.proc.pid)  # leftovers of the group
+        job_id = run.launch.job_id
+        with self._cond:
+            self._running.pop(job_id, None)
+            self._finishing.add(job_id)
+        self._complete(run, returncode)
 
     def _check_processes(self, now: float, *, kill_all: bool) -> None:
-        for job_id, run in list(self._running.items()):
-            returncode = run.proc.poll()
-            if returncode is not None:
-                process.kill_group(run.proc.pid)  # leftovers of the group
-                with self._cond:
-                    del self._running[job_id]
-                    self._finishing.add(job_id)
-                threading.Thread(
-                    target=self._complete,
-                    args=(run, returncode),
-                    name=f"assay-complete-{job_id[:8]}",
-                    daemon=True,
-                ).start()
-                continue
+        for run in list(self._running.values()):
             if kill_all and run.reason is None:
                 run.reason = "closed"
                 process.kill_group(run.proc.pid)
