@@ -31,7 +31,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from assay.bundles import operations
 from assay.bundles.workspace import Workspace, open_workspace
@@ -48,13 +48,11 @@ from assay.core.errors import (
 )
 from assay.core.manifest import parse_reference
 from assay.jobs import store as job_store
+from assay.jobs.environments import Environment, load_environments
 from assay.jobs.fsm import machine_for
 from assay.jobs.ids import job_id as make_job_id
-from assay.jobs.policies import get_policy
+from assay.jobs.policies import check_consumable, get_policy
 from assay.jobs.records import JobRecord
-
-if TYPE_CHECKING:
-    from assay.jobs.environments import Environment
 
 KIND = "compute"
 #: States whose jobs did not do their work: ``ok`` is False for them (Ocean: 31, 32).
@@ -68,7 +66,9 @@ BWRAP_HINT = (
 @dataclass(frozen=True)
 class ComputeInput:
     """A dataset for a job (Ocean's ``ComputeInput``): a catalog reference
-    ``assay://context/name[@uuid]``, an optional key under ``inputs/`` and optional userdata."""
+    ``assay://context/name[@uuid]``, an optional key under ``inputs/`` and optional userdata
+    (recorded with the job and part of its id; Ocean hands it to the data's provider, and a
+    local catalog has none)."""
 
     dataset: str
     key: str | None = None
@@ -109,8 +109,6 @@ def resolve_inputs(workspace: Workspace, datasets: Sequence[Any]) -> list[Staged
 
 
 def environments(workspace: Workspace | None = None) -> dict[str, Environment]:
-    from assay.jobs.environments import load_environments
-
     workspace = workspace or open_workspace()
     return load_environments(workspace.settings)
 
@@ -130,8 +128,6 @@ def check_all(
     inputs: Sequence[StagedInput], consumer: str, algorithm: Algorithm, environment: Environment
 ) -> None:
     """Every dataset's consumability, then the sandbox; raises at the first refusal."""
-    from assay.jobs.policies import check_consumable
-
     for item in inputs:
         check_consumable(
             item.policy,
@@ -156,7 +152,7 @@ def job_identity(
         KIND,
         algorithm.ref.id,
         algorithm.ref.code_hash,
-        [[item.key, item.record.content_hash] for item in inputs],
+        [[item.key, item.record.content_hash, item.userdata] for item in inputs],
         custom_data,
         consumer,
         environment_id,

@@ -57,6 +57,7 @@ class StagedInput:
             "dataset": f"assay://{self.record.context}/{self.record.name}@{self.record.uuid}",
             "content_hash": self.record.content_hash,
             "access": self.policy.access,
+            "userdata": dict(self.userdata) if self.userdata is not None else None,
         }
 
 
