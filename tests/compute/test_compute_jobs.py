@@ -328,3 +328,16 @@ json.dump(found, open(os.path.join(os.environ["OUTPUTS"], "seen.json"), "w"))
         "views": False,
         "inputs_writable": False,
     }
+
+
+def test_a_job_past_its_wall_clock_times_out_with_its_logs(home: Path, tmp_path: Path) -> None:
+    (home / "environments.yaml").write_text(
+        ENVIRONMENTS + "  - id: short\n    isolation: none\n    max_duration_s: 1\n"
+    )
+    main = add_dataset(tmp_path, "public", "weather", {"w.txt": "wind\n"})
+    code = "import time\nprint('working', flush=True)\ntime.sleep(60)\n"
+    compute = Compute()
+    job_id = compute.start("alice", main, "short", algorithm_meta=raw_meta(code))
+    status = compute.wait(job_id, "alice", timeout=60)
+    assert status["state"] == "TIMED_OUT" and status["status"] == 42 and status["ok"] is False
+    assert b"working" in compute.compute_job_result_logs(job_id, "alice", "algorithmLog")[0]
