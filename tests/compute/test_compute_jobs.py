@@ -341,3 +341,22 @@ def test_a_job_past_its_wall_clock_times_out_with_its_logs(home: Path, tmp_path:
     status = compute.wait(job_id, "alice", timeout=60)
     assert status["state"] == "TIMED_OUT" and status["status"] == 42 and status["ok"] is False
     assert b"working" in compute.compute_job_result_logs(job_id, "alice", "algorithmLog")[0]
+
+
+def test_a_trusted_algorithm_bundle_and_its_new_version(home: Path, tmp_path: Path) -> None:
+    from assay.computejobs.trust import publish_dataset
+
+    main = add_dataset(tmp_path, "hospital", "notes", {"a.txt": "wind\n"})
+    add_dataset(tmp_path, "algos", "count", {"count.py": OCEAN_SCRIPT.read_text()})
+    policy = publish_dataset("hospital", "notes", "compute", trust=["assay://algos/count"])
+    pinned = policy.trusted_algorithms[0].code_hash
+    compute = Compute()
+    job_id = compute.start("alice", main, "sandboxed", algorithm="assay://algos/count")
+    assert compute.wait(job_id, "alice", timeout=120)["state"] == "FINISHED"
+    changed = OCEAN_SCRIPT.read_text() + "\n# a new version\n"
+    add_dataset(tmp_path / "v2", "algos", "count", {"count.py": changed})
+    rows = _job_rows()
+    with pytest.raises(NotConsumable, match="CODE_HASH_MISMATCH") as caught:
+        compute.start("alice", main, "sandboxed", algorithm="assay://algos/count")
+    assert caught.value.details["pinned_code_hash"] == pinned
+    assert _job_rows() == rows
