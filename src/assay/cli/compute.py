@@ -245,7 +245,13 @@ def jobs_start(
     )
     if not out.json and sys.stderr.isatty():  # a note for people; pipes stay quiet on success
         sys.stderr.write(f"job {job_id} started; waiting for it to end\n")
-    status = compute.wait(job_id, who)
+    try:
+        status = compute.wait(job_id, who)
+    except KeyboardInterrupt:
+        # The job runs under this process: stop it rather than leave it to die with us.
+        compute.stop(job_id, who)
+        compute.wait(job_id, who, timeout=30)
+        raise
 
     def render(console: Console) -> None:
         console.print(f"job {job_id}: {status['state']} ({status['statusText']})")
