@@ -358,9 +358,3 @@ class ResultNotFound(NotFound):
     """A compute job result index outside the job's result list."""
 
     code = "result_not_found"
-
-
-class PolicyNotFound(NotFound):
-    """No access policy is published for the bundle name."""
-
-    code = "policy_not_found"
