@@ -235,3 +235,30 @@ job_events = Table(
     Column("to_state", String(32), nullable=True),
     Column("payload", Text, nullable=False, default="{}"),  # JSON
 )
+
+# -- compute-to-data access policies (migration 0005) -----------------------------------------
+# One policy per bundle name in a context (every version of the name): ``access`` is
+# ``download`` or ``compute``. The list columns are JSON arrays; ``["*"]`` allows all and an
+# empty array allows none (see assay.jobs.policies).
+dataset_policies = Table(
+    "dataset_policies",
+    metadata,
+    Column(
+        "context_id",
+        Integer,
+        ForeignKey("contexts.id", ondelete="CASCADE", name="fk_dataset_policies_context"),
+        primary_key=True,
+    ),
+    Column("name", String(128), primary_key=True),
+    Column("access", String(16), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("allow_raw_algorithm", Boolean, nullable=False, default=False),
+    Column("allow_network", Boolean, nullable=False, default=False),
+    Column("trusted_algorithms", Text, nullable=False, default="[]"),  # [{"id", "code_hash"}]
+    Column("trusted_publishers", Text, nullable=False, default="[]"),
+    Column("allow_consumers", Text, nullable=False, default='["*"]'),
+    Column("deny_consumers", Text, nullable=False, default="[]"),
+    Column("publisher", String(128), nullable=False, default=""),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+)

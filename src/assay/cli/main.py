@@ -11,6 +11,7 @@
 | 6 | unavailable (catalog or storage cannot be reached or used) |
 | 7 | a missing optional extra |
 | 8 | a question to a service failed (the app raised, crashed, hung, timed out, was cancelled) |
+| 9 | access denied (a dataset's compute-to-data policy, another consumer's job) |
 | 70 | internal error (a bug: please report it; ``ASSAY_DEBUG=1`` shows the traceback) |
 | 130 | interrupted |
 """
@@ -30,6 +31,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from assay.cli import browse, bundles, doctor, integrity, lineage
+from assay.cli import compute as compute_cli
 from assay.cli.contexts import context_app
 from assay.cli.jobs import env_app, jobs_app
 from assay.cli.output import report_error
@@ -183,6 +185,9 @@ app.command("run")(run_service)
 app.add_typer(questions_app, name="questions")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(env_app, name="env")
+compute_cli.register_jobs(jobs_app)  # assay jobs start | results | get
+app.command("publish")(compute_cli.publish)
+app.add_typer(compute_cli.services_app, name="services")
 
 
 def _exit_code(code: object) -> int:

@@ -352,3 +352,31 @@ class JobStopped(AssayError):
 
     code = "job_stopped"
     exit_code = 1
+
+
+# -- compute-to-data (assay.compute, assay.computejobs, assay.jobs.policies) -------------------
+class AccessDenied(AssayError):
+    """The caller may not do this: a dataset's access policy or a job's owner says no."""
+
+    code = "access_denied"
+    exit_code = 9
+
+
+class NotConsumable(AccessDenied):
+    """A dataset's access policy refuses this consumer or this algorithm. ``details`` holds the
+    consumability ``consumable_code`` (e.g. ``NOT_IN_ALLOW_LIST``), its number and the
+    ``rule`` that decided."""
+
+    code = "not_consumable"
+
+
+class NotJobOwner(AccessDenied):
+    """A consumer asked about a compute job another consumer started."""
+
+    code = "not_job_owner"
+
+
+class ResultNotFound(NotFound):
+    """A compute job result index outside the job's result list."""
+
+    code = "result_not_found"
