@@ -17,11 +17,13 @@ the process alive, and its output is never stored.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +32,7 @@ from assay.catalog.pipeline_queries import TaskOutput
 from assay.core.errors import PipelineInterrupted, TaskFailed
 from assay.pipelines import jobglue, planner
 from assay.pipelines.graph import TaskGraph, TaskNode
-from assay.pipelines.taskrun import CommitGate, TaskRunSpec, run_task
+from assay.pipelines.taskrun import CommitGate, TaskRunSpec, TaskStopped, run_task
 
 _POLL_S = 0.25  # how often a blocked scheduler wakes to notice Ctrl-C (Queue.get is interruptible)
 
@@ -285,11 +287,6 @@ class _Scheduler:
             work = self.work.get()
             if work is None:
                 return
-            current = work
-
-            def body(stop_requested: Callable[[], bool]) -> dict[str, Any]:
-                return self._body(current, stop_requested)
-
             try:
                 outcome = jobglue.run_task_job(
                     self.workspace,
@@ -299,7 +296,7 @@ class _Scheduler:
                         "reason": work.reason,
                         **work.spec.as_dict(),
                     },
-                    body,
+                    functools.partial(self._body, work),
                     environment=self.settings.environment,
                     parent_job_id=self.settings.parent_job_id,
                 )
@@ -317,7 +314,15 @@ class _Scheduler:
         if launcher is not None:
             result = launcher(self.workspace, work.node, work.spec, self.gate)
         else:
-            record = run_task(self.workspace, work.node.task, work.spec, self.gate.storing)
+
+            @contextlib.contextmanager
+            def store_guard() -> Iterator[None]:
+                if stop_requested():  # ``assay jobs stop`` from elsewhere: store nothing
+                    raise TaskStopped("the task's job was asked to stop")
+                with gate.storing():
+                    yield
+
+            record = run_task(self.workspace, work.node.task, work.spec, store_guard)
             result = {"uuid": record.uuid, "content_hash": record.content_hash}
         result["seconds"] = round(time.perf_counter() - started, 6)
         return result

@@ -1,21 +1,29 @@
-"""Pipeline tasks as jobs (kind ``pipeline_task``).
+"""Pipeline tasks as jobs (kind ``pipeline_task``) through the job layer.
 
-PRE-MERGE STAND-IN: runs the body directly with the same contract the job layer gives
-(``run_inline``: never raises for the body's own failure; a stop ends STOPPED). Replaced by the
-job layer once branch ``jobs`` lands.
+A task that runs is a job whose id is derived from its context and processing name
+(``assay.jobs.ids.job_id``), so the same work always has the same job: a re-run of work whose
+job ended (FINISHED with its bundle since removed, FAILED, STOPPED, or forced) recreates that
+job; work still RUNNING in a live process is refused, and a job left RUNNING by a run that died
+on this host is failed first, then recreated. A cached task never reaches the job layer (its
+bundle is found by processing name), so a no-op re-run writes nothing.
 """
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from assay.bundles.workspace import Workspace
+from assay.core.errors import InvalidTransition, JobStopped
+from assay.jobs import ids, runner, store
+from assay.jobs.records import JobRecord
 from assay.pipelines.taskrun import TaskStopped
 
 TASK_KIND = "pipeline_task"
+PIPELINE_KIND = "pipeline"
 
 
 @dataclass(frozen=True)
@@ -28,13 +36,69 @@ class JobOutcome:
 
 
 def task_job_id(context: str, processing_name: str) -> str:
-    import uuid
-
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"assay:{TASK_KIND}:{context}:{processing_name}"))
+    return ids.job_id(TASK_KIND, context, processing_name)
 
 
 def prepare(workspace: Workspace) -> None:
-    """Called once before a run schedules tasks."""
+    """Called once before a run schedules tasks (reconciliation happens per job, below)."""
+
+
+def _stale(record: JobRecord) -> bool:
+    """True when the job's process is gone: a run on this host died with the job active."""
+    if record.pid is None:
+        return True  # created but never started: its run died in between
+    if record.host != store.this_process()["host"]:
+        return False  # another host's job: that host's reconciliation decides
+    try:
+        os.kill(record.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _claim(
+    workspace: Workspace,
+    job_id: str,
+    spec: dict[str, Any],
+    environment: str,
+    parent_job_id: str | None,
+) -> None:
+    record, created = store.create_job(
+        TASK_KIND,
+        job_id,
+        spec=spec,
+        environment=environment,
+        parent_job_id=parent_job_id,
+        workspace=workspace,
+    )
+    if created:
+        return
+    if not record.terminal:
+        if not _stale(record):
+            raise InvalidTransition(
+                f"task {spec.get('task', job_id)} is already running as job {job_id} "
+                f"(pid {record.pid} on {record.host}); wait for it or stop it "
+                f"('assay jobs stop {job_id}')",
+                {"job_id": job_id, "state": record.state},
+            )
+        store.fire(
+            job_id,
+            "fail",
+            error="the run that ran this task ended without recording it",
+            payload={"reason": "reconciled by a later run"},
+            workspace=workspace,
+        )
+    store.create_job(
+        TASK_KIND,
+        job_id,
+        spec=spec,
+        environment=environment,
+        parent_job_id=parent_job_id,
+        force=True,
+        workspace=workspace,
+    )
 
 
 def run_task_job(
@@ -46,26 +110,42 @@ def run_task_job(
     environment: str = "local",
     parent_job_id: str | None = None,
 ) -> JobOutcome:
-    """Run ``body(stop_requested)`` as job ``job_id``; the outcome says how it ended."""
-    try:
-        result = body(lambda: False)
-    except TaskStopped as stopped:
-        return JobOutcome(job_id, "STOPPED", None, str(stopped), None)
-    except Exception as error:
-        return JobOutcome(job_id, "FAILED", None, describe_error(error), traceback_of(error))
-    return JobOutcome(job_id, "FINISHED", result, None, None)
+    """Run ``body(stop_requested)`` as job ``job_id`` with ``runner.run_inline``."""
+    _claim(workspace, job_id, spec, environment, parent_job_id)
+    failure: dict[str, str] = {}
+
+    def fn(ctx: runner.JobContext) -> dict[str, Any]:
+        try:
+            return body(ctx.stop_requested)
+        except TaskStopped as stopped:
+            raise JobStopped(str(stopped)) from None
+        except Exception as error:
+            failure["error"] = describe_error(error)
+            failure["traceback"] = traceback_of(error)
+            raise
+
+    final = runner.run_inline(job_id, fn, workspace=workspace)
+    return JobOutcome(
+        job_id,
+        final.state,
+        final.result,
+        failure.get("error", final.error),
+        failure.get("traceback"),
+    )
 
 
 def mark_stopped(workspace: Workspace, job_id: str) -> None:
-    """Record that a job the run gave up waiting for was stopped."""
+    """Record STOPPED for a task the run gave up waiting for (its thread never stores)."""
+    try:
+        store.fire(job_id, "stop", payload={"reason": "interrupted"}, workspace=workspace)
+    except InvalidTransition:
+        return  # it ended meanwhile: the state it reached stands
 
 
 def describe_error(error: BaseException) -> str:
-    return (
-        str(error)
-        if type(error).__name__ == "RemoteTaskError"
-        else (f"{type(error).__name__}: {error}")
-    )
+    if type(error).__name__ == "RemoteTaskError":
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def traceback_of(error: BaseException) -> str:

@@ -1,13 +1,13 @@
 """Pipelines: an index to find a task's output by processing name.
 
 Revision ID: 0007
-Revises: 0002 (the lead re-chains at merge time)
+Revises: 0004 (chained after the jobs migration when branch jobs was merged)
 """
 
 from alembic import op
 
 revision = "0007"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
