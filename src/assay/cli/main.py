@@ -11,6 +11,7 @@
 | 6 | unavailable (catalog or storage cannot be reached or used) |
 | 7 | a missing optional extra |
 | 8 | a question to a service failed (the app raised, crashed, hung, timed out, was cancelled) |
+| 9 | a pipeline task failed (``assay apply``; its traceback precedes the error line) |
 | 70 | internal error (a bug: please report it; ``ASSAY_DEBUG=1`` shows the traceback) |
 | 130 | interrupted |
 """
@@ -31,6 +32,7 @@ from typer.core import TyperGroup
 from assay.cli import browse, bundles, integrity, lineage
 from assay.cli.contexts import context_app
 from assay.cli.output import report_error
+from assay.cli.pipelines import apply as apply_command
 from assay.cli.remotes import delocalize as delocalize_command
 from assay.cli.remotes import localize as localize_command
 from assay.cli.remotes import pull as pull_command
@@ -137,6 +139,7 @@ app.command("delocalize")(delocalize_command)
 app.add_typer(init_app, name="init")
 app.command("run")(run_service)
 app.add_typer(questions_app, name="questions")
+app.command("apply")(apply_command)
 
 
 def _exit_code(code: object) -> int:

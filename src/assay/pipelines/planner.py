@@ -5,12 +5,12 @@ name (``keys.processing_name``: signature + code hash + input content hashes). O
 runs, for the first reason that applies:
 
 ``forced``            ``force`` (root), ``force_all`` or ``mark_force()``
-``upstream changed``  an upstream task runs in this plan (its new content decides, at run time,
-                      whether this task really re-runs: equal content means cached)
 ``no output yet``     no earlier output of this task (class) under this bundle name
 ``param changed``     earlier outputs exist, none with these parameters
 ``code changed``      the newest output with these parameters was made by other code
-``upstream changed``  same parameters and code, different input content
+``upstream changed``  same parameters and code, different input content (or, in a plan, an
+                      upstream task runs first: its new content decides at run time whether
+                      this task really re-runs; equal content means cached)
 """
 
 from __future__ import annotations
@@ -158,7 +158,9 @@ def plan(
         hashes = input_hashes(node, outputs)
         if hashes is None:
             outputs[node.key] = None
-            decisions.append(Decision(node, "run", UPSTREAM, None, None))
+            forced = is_forced(node, force, force_all)
+            reason = FORCED if forced else why_not_cached(workspace, ctx_id, node)
+            decisions.append(Decision(node, "run", reason, None, None))
             continue
         name = node_processing_name(node, hashes)
         if is_forced(node, force, force_all):

@@ -1,0 +1,69 @@
+"""Ctrl-C: a real ``assay apply`` process gets a real SIGINT while two tasks run.
+
+Synchronised on files the tasks write when they start (never on a sleep). One task notices the
+stop and returns (its output is refused at the commit gate); the other never returns (the run
+gives up on it after --stop-grace). Both end STOPPED; the finished upstream output is kept;
+nothing of the stopped tasks is visible, and gc sweeps their staging folders.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from assay import api
+from assay.bundles.workspace import close_workspaces
+from assay.jobs import store as job_store
+from helpers import PYTHON
+
+HERE = Path(__file__).parent
+CTX = "stop"
+
+
+def wait_for_files(paths: list[Path], process: subprocess.Popen[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        if process.poll() is not None:
+            out, err = process.communicate()
+            pytest.fail(f"apply ended early ({process.returncode}):\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"tasks did not start within {timeout} s")
+        time.sleep(0.01)  # polling the marker files: the event is the file appearing
+
+
+def test_sigint_stops_running_tasks_cleanly(sqlite_home: Path, tmp_path: Path) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    api.context(CTX)
+    close_workspaces()
+    env = {**os.environ, "PIPE_TEST_MARKERS": str(markers), "ASSAY_HOME": str(sqlite_home)}
+    process = subprocess.Popen(
+        [PYTHON, "-m", "assay.cli.main", "apply", "pipeline_test_tasks:StopRoot"]
+        + ["-c", CTX, "--workers", "3", "--stop-grace", "1"],
+        cwd=HERE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_files([markers / "started-slow", markers / "started-stubborn"], process, 60)
+
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("error: interrupted: running tasks were")
+    names = {b.name for b in api.search(CTX)}
+    assert names == {"Numbers"}  # finished before the stop: kept
+    states = {j.spec["bundle_name"]: j.state for j in job_store.list_jobs(kind="pipeline_task")}
+    assert states == {"Numbers": "FINISHED", "slow": "STOPPED", "stubborn": "STOPPED"}
+    # The never-returning task's staging folder is left by the dead process; gc sweeps it.
+    report = api.gc(grace_seconds=0)
+    assert not (sqlite_home / "staging").exists() or not any((sqlite_home / "staging").iterdir())
+    assert report.staging_removed >= 1
