@@ -51,7 +51,7 @@ def test_a_dependency_cycle_is_named_with_its_path(ctx: Path) -> None:
 
 
 def test_a_missing_external_bundle_stops_the_plan_before_anything_runs(ctx: Path) -> None:
-    with pytest.raises(ExternalBundleNotFound, match="UsesExternal.*name 'raw'.*context 'bad'"):
+    with pytest.raises(ExternalBundleNotFound, match=r"UsesExternal.*name 'raw'.*context 'bad'"):
         api.apply(CTX, tasks.UsesExternal)
     assert snapshot() == set()
     assert job_store.list_jobs(kind="pipeline_task") == []
@@ -112,14 +112,14 @@ def test_a_task_raising_mid_way_in_a_parallel_run_keeps_the_others_and_resumes(
 
 
 def test_two_tasks_writing_one_bundle_name_are_refused_before_running(ctx: Path) -> None:
-    with pytest.raises(DuplicateOutputName, match="bundle 'shared'.*SameName\\(n=1\\)"):
+    with pytest.raises(DuplicateOutputName, match=r"bundle 'shared'.*SameName\(n=1\)"):
         api.apply(CTX, tasks.TwoWriters)
     assert snapshot() == set()
 
 
 def test_a_param_without_json_form_is_refused_by_the_subprocess_executor(ctx: Path) -> None:
     lock = threading.Lock()
-    with pytest.raises(ParamNotSerializable, match="'thing' of Opaque.*lock.*subprocess"):
+    with pytest.raises(ParamNotSerializable, match=r"'thing' of Opaque.*lock.*subprocess"):
         api.apply(CTX, tasks.Opaque, params={"thing": lock}, executor="subprocess")
     assert snapshot() == set()
     # In process the same value is fine: hashed by its repr.

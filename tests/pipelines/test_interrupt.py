@@ -44,8 +44,10 @@ def test_sigint_stops_running_tasks_cleanly(sqlite_home: Path, tmp_path: Path) -
     close_workspaces()
     env = {**os.environ, "PIPE_TEST_MARKERS": str(markers), "ASSAY_HOME": str(sqlite_home)}
     process = subprocess.Popen(
-        [PYTHON, "-m", "assay.cli.main", "apply", "pipeline_test_tasks:StopRoot"]
-        + ["-c", CTX, "--workers", "3", "--stop-grace", "1"],
+        [
+            *(PYTHON, "-m", "assay.cli.main", "apply", "pipeline_test_tasks:StopRoot"),
+            *("-c", CTX, "--workers", "3", "--stop-grace", "1"),
+        ],
         cwd=HERE,
         env=env,
         stdout=subprocess.PIPE,
@@ -55,7 +57,7 @@ def test_sigint_stops_running_tasks_cleanly(sqlite_home: Path, tmp_path: Path) -
     wait_for_files([markers / "started-slow", markers / "started-stubborn"], process, 60)
 
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
+    _, err = process.communicate(timeout=60)
 
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1].startswith("error: interrupted: running tasks were")
