@@ -98,7 +98,7 @@ def test_human_report_names_what_ran(ctx: Path) -> None:
 def test_bad_options_are_one_line_errors(
     ctx: Path, args: list[str], exit_code: int, fragment: str
 ) -> None:
-    code, out, err = assay("apply", "pipeline_test_tasks:Total", "-c", CTX, *args)
+    code, _, err = assay("apply", "pipeline_test_tasks:Total", "-c", CTX, *args)
     assert code == exit_code
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
