@@ -1,9 +1,10 @@
 """Ctrl-C: a real ``assay apply`` process gets a real SIGINT while two tasks run.
 
-Synchronised on files the tasks write when they start (never on a sleep). One task notices the
-stop and returns (its output is refused at the commit gate); the other never returns (the run
-gives up on it after --stop-grace). Both end STOPPED; the finished upstream output is kept;
-nothing of the stopped tasks is visible, and gc sweeps their staging folders.
+Synchronised on files the tasks write when they start (never on a sleep). With three workers,
+one task notices the stop and returns (its output is refused at the commit gate); the other
+never returns (the run gives up on it after --stop-grace). Both end STOPPED; the finished
+upstream output is kept; nothing of the stopped tasks is visible. With one worker, the task
+runs in the main thread and the interrupt lands in it.
 """
 
 from __future__ import annotations
@@ -37,16 +38,14 @@ def wait_for_files(paths: list[Path], process: subprocess.Popen[str], timeout: f
         time.sleep(0.01)  # polling the marker files: the event is the file appearing
 
 
-def test_sigint_stops_running_tasks_cleanly(sqlite_home: Path, tmp_path: Path) -> None:
-    markers = tmp_path / "markers"
-    markers.mkdir()
+def start_apply(home: Path, markers: Path, workers: int) -> subprocess.Popen[str]:
     api.context(CTX)
     close_workspaces()
-    env = {**os.environ, "PIPE_TEST_MARKERS": str(markers), "ASSAY_HOME": str(sqlite_home)}
-    process = subprocess.Popen(
+    env = {**os.environ, "PIPE_TEST_MARKERS": str(markers), "ASSAY_HOME": str(home)}
+    return subprocess.Popen(
         [
             *(PYTHON, "-m", "assay.cli.main", "apply", "pipeline_test_tasks:StopRoot"),
-            *("-c", CTX, "--workers", "3", "--stop-grace", "1"),
+            *("-c", CTX, "--workers", str(workers), "--stop-grace", "1"),
         ],
         cwd=HERE,
         env=env,
@@ -54,6 +53,12 @@ def test_sigint_stops_running_tasks_cleanly(sqlite_home: Path, tmp_path: Path) -
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_sigint_stops_running_tasks_cleanly(sqlite_home: Path, tmp_path: Path) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    process = start_apply(sqlite_home, markers, workers=3)
     wait_for_files([markers / "started-slow", markers / "started-stubborn"], process, 60)
 
     process.send_signal(signal.SIGINT)
@@ -65,7 +70,27 @@ def test_sigint_stops_running_tasks_cleanly(sqlite_home: Path, tmp_path: Path) -
     assert names == {"Numbers"}  # finished before the stop: kept
     states = {j.spec["bundle_name"]: j.state for j in job_store.list_jobs(kind="pipeline_task")}
     assert states == {"Numbers": "FINISHED", "slow": "STOPPED", "stubborn": "STOPPED"}
-    # The never-returning task's staging folder is left by the dead process; gc sweeps it.
-    report = api.gc(grace_seconds=0)
-    assert not (sqlite_home / "staging").exists() or not any((sqlite_home / "staging").iterdir())
-    assert report.staging_removed >= 1
+    # No staging folder is left (tasks that return data make none; one a dead process left
+    # would be swept by gc) and nothing is orphaned.
+    staging = sqlite_home / "staging"
+    assert not staging.exists() or not any(staging.iterdir())
+    assert api.gc(grace_seconds=0).blobs_removed == 0
+
+
+def test_sigint_with_one_worker_interrupts_the_task_in_place(
+    sqlite_home: Path, tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    process = start_apply(sqlite_home, markers, workers=1)  # tasks run in the main thread
+    wait_for_files([markers / "started-slow"], process, 60)
+
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("error: interrupted")
+    assert {b.name for b in api.search(CTX)} == {"Numbers"}
+    states = {j.spec["bundle_name"]: j.state for j in job_store.list_jobs(kind="pipeline_task")}
+    assert states == {"Numbers": "FINISHED", "slow": "STOPPED"}
+    assert not (markers / "started-stubborn").exists()  # never started

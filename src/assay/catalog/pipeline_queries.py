@@ -66,9 +66,10 @@ def newest_by_processing_name(
 
 
 def newest_with_prefix(
-    conn: Connection, ctx_id: int, prefix: str, name: str | None = None
+    conn: Connection, ctx_id: int, prefix: str, name: str | None = None, newest: bool = True
 ) -> TaskOutput | None:
-    """The newest bundle whose processing name starts with ``prefix`` (and named ``name``).
+    """The newest bundle whose processing name starts with ``prefix`` (and named ``name``);
+    with ``newest=False`` any one of them (an existence check that stops at the first row).
 
     On SQLite a range on the indexed column (binary collation; SQLite only uses an index for
     ``LIKE`` under a case-insensitive collation); elsewhere ``LIKE`` with the prefix escaped
@@ -83,5 +84,7 @@ def newest_with_prefix(
     query = select(*_COLUMNS).where(and_(bundles.c.context_id == ctx_id, matches))
     if name is not None:
         query = query.where(bundles.c.name == name)
-    row = conn.execute(query.order_by(bundles.c.created.desc()).limit(1)).first()
+    if newest:
+        query = query.order_by(bundles.c.created.desc())
+    row = conn.execute(query.limit(1)).first()
     return _output(row) if row is not None else None

@@ -13,6 +13,11 @@ then ``TaskFailed`` names the task, with its traceback in ``details``. Ctrl-C
 ``grace_s`` for outputs being stored, marks running tasks STOPPED and raises
 ``PipelineInterrupted``; worker threads are daemons, so a task that never returns does not keep
 the process alive, and its output is never stored.
+
+With ``workers=1`` (and no subprocess launcher) tasks run in the scheduling thread itself: no
+hand-off between threads (milliseconds per task on a busy machine), and Ctrl-C interrupts the
+task where it is (``run_inline`` records it STOPPED; a store already committing finishes
+whole, one not yet committed never happens).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 from assay.bundles.workspace import Workspace
 from assay.catalog.pipeline_queries import TaskOutput
 from assay.core.errors import PipelineInterrupted, TaskFailed
+from assay.core.records import BundleRecord
 from assay.pipelines import jobglue, planner
 from assay.pipelines.graph import TaskGraph, TaskNode
 from assay.pipelines.taskrun import CommitGate, TaskRunSpec, TaskStopped, run_task
@@ -115,6 +121,7 @@ class _Work:
     spec: TaskRunSpec
     reason: str
     job_id: str
+    known: dict[str, BundleRecord] = field(default_factory=dict)  # input records in hand
 
 
 def execute(workspace: Workspace, graph: TaskGraph, settings: RunSettings) -> RunReport:
@@ -130,6 +137,7 @@ class _Scheduler:
         self.dependents = graph.dependents()
         self.waiting = {node.key: len(set(node.deps.values())) for node in graph}
         self.outputs: dict[str, TaskOutput] = {}
+        self.records: dict[str, BundleRecord] = {}  # made in this run, by uuid
         self.outcomes: dict[str, TaskOutcome] = {}
         self.ready: deque[str] = deque(k for k, n in self.waiting.items() if n == 0)
         self.running: dict[str, _Work] = {}
@@ -195,6 +203,8 @@ class _Scheduler:
                 lookups.append((names[node.key], node.bundle_name))
         found = planner.lookup(self.workspace, settings.ctx_id, lookups)
         for node in batch:
+            if self.failure is not None:
+                break  # the rest of this wave is "not run"
             name = names[node.key]
             cached = found.get((name, node.bundle_name))
             if cached is not None:
@@ -233,8 +243,23 @@ class _Scheduler:
             push=settings.push,
             pull=settings.pull,
         )
-        work = _Work(node, spec, reason, jobglue.task_job_id(settings.context, name))
+        known = {r.uuid: r for r in node.externals.values()}
+        known.update({u: self.records[u] for u in inputs.values() if u in self.records})
+        work = _Work(node, spec, reason, jobglue.task_job_id(settings.context, name), known)
         self.running[node.key] = work
+        if settings.workers == 1 and settings.launcher is None:
+            # One worker: run here, in the scheduling thread. No hand-off between threads
+            # (which costs milliseconds per task on a busy machine), and Ctrl-C interrupts
+            # the task itself; run_inline records it STOPPED.
+            try:
+                outcome = self._execute(work)
+            except KeyboardInterrupt:
+                self._finished(
+                    node.key, jobglue.JobOutcome(work.job_id, "STOPPED", None, "interrupted", None)
+                )
+                raise
+            self._finished(node.key, outcome)
+            return
         if len(self.threads) < min(settings.workers, len(self.graph)):
             thread = threading.Thread(
                 target=self._worker, name=f"assay-task-{len(self.threads)}", daemon=True
@@ -288,23 +313,22 @@ class _Scheduler:
             if work is None:
                 return
             try:
-                outcome = jobglue.run_task_job(
-                    self.workspace,
-                    work.job_id,
-                    {
-                        "task": work.node.label,
-                        "reason": work.reason,
-                        **work.spec.as_dict(),
-                    },
-                    functools.partial(self._body, work),
-                    environment=self.settings.environment,
-                    parent_job_id=self.settings.parent_job_id,
-                )
+                outcome = self._execute(work)
             except BaseException as error:  # the job layer itself failed: report, never hang
                 outcome = jobglue.JobOutcome(
                     work.job_id, "FAILED", None, f"{type(error).__name__}: {error}", None
                 )
             self.results.put((work.node.key, outcome))
+
+    def _execute(self, work: _Work) -> jobglue.JobOutcome:
+        return jobglue.run_task_job(
+            self.workspace,
+            work.job_id,
+            {"task": work.node.label, "reason": work.reason, **work.spec.as_dict()},
+            functools.partial(self._body, work),
+            environment=self.settings.environment,
+            parent_job_id=self.settings.parent_job_id,
+        )
 
     def _body(self, work: _Work, stop_requested: Callable[[], bool]) -> dict[str, Any]:
         started = time.perf_counter()
@@ -322,7 +346,8 @@ class _Scheduler:
                 with gate.storing():
                     yield
 
-            record = run_task(self.workspace, work.node.task, work.spec, store_guard)
+            record = run_task(self.workspace, work.node.task, work.spec, store_guard, work.known)
+            self.records[record.uuid] = record
             result = {"uuid": record.uuid, "content_hash": record.content_hash}
         result["seconds"] = round(time.perf_counter() - started, 6)
         return result

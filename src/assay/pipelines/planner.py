@@ -138,7 +138,7 @@ def why_not_cached(workspace: Workspace, ctx_id: int, node: TaskNode) -> str:
         )
         if same_params is None:
             earlier = pipeline_queries.newest_with_prefix(
-                conn, ctx_id, node.family_prefix, node.bundle_name
+                conn, ctx_id, node.family_prefix, node.bundle_name, newest=False
             )
             return PARAMS if earlier is not None else NO_OUTPUT
     try:

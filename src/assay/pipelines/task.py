@@ -63,8 +63,16 @@ class PlanningScope:
 class OutputFolder:
     """Where a running task writes its output files (the staging folder of its bundle)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, claim: Callable[[], None] | None = None) -> None:
+        self._root = root
+        self._claim = claim  # makes and locks the folder, on first use
+
+    @property
+    def root(self) -> Path:
+        if self._claim is not None:
+            claim, self._claim = self._claim, None
+            claim()
+        return self._root
 
     def file(self, name: str) -> FileTarget:
         relative = safe_bundle_path(name)

@@ -112,11 +112,17 @@ class TaskRunSpec:
 
 
 def load_inputs(
-    workspace: Workspace, inputs: Mapping[str, str]
+    workspace: Workspace,
+    inputs: Mapping[str, str],
+    known: Mapping[str, BundleRecord] | None = None,
 ) -> tuple[dict[str, BundleRecord], dict[str, Any]]:
-    """The upstream records and their data (as saved) by argument name."""
-    with workspace.read() as conn:
-        found = queries.records_by_uuid(conn, list(set(inputs.values())))
+    """The upstream records and their data (as saved) by argument name; ``known`` records
+    (made or found earlier in this run) are not read again."""
+    found = dict(known or {})
+    missing = [uuid for uuid in set(inputs.values()) if uuid not in found]
+    if missing:
+        with workspace.read() as conn:
+            found.update(queries.records_by_uuid(conn, missing))
     records: dict[str, BundleRecord] = {}
     for arg, uuid in inputs.items():
         if uuid not in found:
@@ -131,18 +137,26 @@ def run_task(
     task: TaskBase,
     spec: TaskRunSpec,
     store_guard: Callable[[], contextlib.AbstractContextManager[None]],
+    known: Mapping[str, BundleRecord] | None = None,
 ) -> BundleRecord:
     """Run ``task`` and store its output bundle; ``store_guard()`` wraps the store step
-    (the commit gate in-process, a handshake with the parent in a subprocess)."""
+    (the commit gate in-process, a handshake with the parent in a subprocess).
+
+    The staging folder is made (and locked) only when the task asks for an output file or
+    directory: most tasks return data, and a folder per task would cost more than the rest."""
     if spec.pull:
         _localize_inputs(workspace, spec)
-    records, data_in = load_inputs(workspace, spec.inputs)
+    records, data_in = load_inputs(workspace, spec.inputs, None if spec.pull else known)
     bundle_uuid = spec.bundle_uuid or str(uuid_module.uuid4())
     staging = workspace.settings.home / "staging" / bundle_uuid
-    lock_fd = staging_folders.claim(staging)
+    lock_fds: list[int] = []
+
+    def claim() -> None:
+        lock_fds.append(staging_folders.claim(staging))
+
     try:
         task._assay_inputs = records
-        task._assay_output = OutputFolder(staging)
+        task._assay_output = OutputFolder(staging, claim)
         start = time.time()
         data = task.pipe_run(**data_in)
         if isinstance(data, GeneratorType):
@@ -164,12 +178,13 @@ def run_task(
                 processing_name=spec.processing_name,
                 start_time=start,
                 code_version=spec.code_version,
-                staging=staging,
+                staging=staging if lock_fds else None,
                 bundle_uuid=bundle_uuid,
             )
     finally:
         task._assay_output = None
-        staging_folders.release(lock_fd, staging)
+        if lock_fds:
+            staging_folders.release(lock_fds[0], staging)
     if spec.push:
         record = operations.commit(workspace, spec.context, uuid=record.uuid)
         remotes.push(workspace, spec.context, uuid=record.uuid)
