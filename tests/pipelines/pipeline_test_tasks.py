@@ -235,7 +235,7 @@ class Slow(PipeTask):
     def pipe_run(self, numbers=None):
         marker = _marker(f"started-{self.name}")
         assert marker is not None
-        marker.write_text("started")
+        marker.write_text(str(os.getpid()))
         while not self.stop_requested():
             threading.Event().wait(0.01)
         return "finished after a stop"
@@ -251,7 +251,7 @@ class Stubborn(PipeTask):
     def pipe_run(self, numbers=None):
         marker = _marker("started-stubborn")
         assert marker is not None
-        marker.write_text("started")
+        marker.write_text(str(os.getpid()))
         threading.Event().wait()
         return "never"
 

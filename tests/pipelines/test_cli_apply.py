@@ -135,3 +135,19 @@ def test_a_task_that_does_not_import_is_one_line_in_a_real_process(
         "error: cannot import module 'broken_pipeline' for task 'broken_pipeline:Task': "
         "ModuleNotFoundError: No module named 'numpy_that_is_not_there'"
     ]
+
+
+def test_env_runs_the_pipeline_as_one_job(ctx: Path) -> None:
+    code, out, err = assay(
+        "apply", "pipeline_test_tasks:Total", "-c", CTX, "--env", "local", "--json"
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["state"], result["environment"], result["success"]) == (
+        "FINISHED",
+        "local",
+        True,
+    )
+    code, _, err = assay("apply", "pipeline_test_tasks:Total", "-c", CTX, "--env", "nowhere")
+    assert code == 3
+    assert err.splitlines() == ["error: no compute environment 'nowhere'; known: local"]

@@ -4,6 +4,7 @@ bundles as threads; ``run`` records the whole pipeline as one job."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -44,6 +45,7 @@ class Scaled(PipeTask):
 
 @pytest.fixture
 def ctx(sqlite_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ASSAY_HOME", str(sqlite_home))  # restored after tests that switch homes
     markers = tmp_path / "markers"
     markers.mkdir()
     monkeypatch.setenv("PIPE_TEST_MARKERS", str(markers))
@@ -172,3 +174,29 @@ def test_a_failing_run_is_a_failed_job_and_raises(ctx: Path) -> None:
         api.run(CTX, tasks.ReturnsObject)
     [job] = job_store.list_jobs(kind="pipeline")
     assert job.state == "FAILED"
+
+
+def test_incremental_push_commits_and_pushes_each_output(ctx: Path, tmp_path: Path) -> None:
+    remote_root = tmp_path / "remote"
+    remote_root.mkdir()
+    api.remote(CTX, "shared", f"file://{remote_root}")
+
+    api.apply(CTX, tasks.Total, params={"n": 2}, incremental_push=True)
+
+    made = api.search(CTX)
+    assert {b.name for b in made} == {"Numbers", "Total"}
+    assert all(b.committed for b in made)
+    # A second machine (another ASSAY_HOME) pulls both from the remote alone.
+    other_home = tmp_path / "other-home"
+    from assay.bundles.workspace import close_workspaces
+
+    close_workspaces()
+    os.environ["ASSAY_HOME"] = str(other_home)
+    try:
+        api.context(CTX)
+        api.remote(CTX, "shared", f"file://{remote_root}")
+        api.pull(CTX, localize=True)
+        assert {b.uuid for b in api.search(CTX)} == {b.uuid for b in made}
+        assert api.cat(CTX, "Total") == 1.0
+    finally:
+        close_workspaces()

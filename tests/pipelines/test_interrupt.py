@@ -38,7 +38,19 @@ def wait_for_files(paths: list[Path], process: subprocess.Popen[str], timeout: f
         time.sleep(0.01)  # polling the marker files: the event is the file appearing
 
 
-def start_apply(home: Path, markers: Path, workers: int) -> subprocess.Popen[str]:
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead but not yet reaped by its parent (init reaps orphans promptly).
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "State:\tZ" not in status.read_text()
+
+
+def start_apply(
+    home: Path, markers: Path, workers: int, executor: str = "thread"
+) -> subprocess.Popen[str]:
     api.context(CTX)
     close_workspaces()
     env = {**os.environ, "PIPE_TEST_MARKERS": str(markers), "ASSAY_HOME": str(home)}
@@ -46,6 +58,7 @@ def start_apply(home: Path, markers: Path, workers: int) -> subprocess.Popen[str
         [
             *(PYTHON, "-m", "assay.cli.main", "apply", "pipeline_test_tasks:StopRoot"),
             *("-c", CTX, "--workers", str(workers), "--stop-grace", "1"),
+            *("--executor", executor),
         ],
         cwd=HERE,
         env=env,
@@ -55,10 +68,13 @@ def start_apply(home: Path, markers: Path, workers: int) -> subprocess.Popen[str
     )
 
 
-def test_sigint_stops_running_tasks_cleanly(sqlite_home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor", ["thread", "subprocess"])
+def test_sigint_stops_running_tasks_cleanly(
+    sqlite_home: Path, tmp_path: Path, executor: str
+) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
-    process = start_apply(sqlite_home, markers, workers=3)
+    process = start_apply(sqlite_home, markers, workers=3, executor=executor)
     wait_for_files([markers / "started-slow", markers / "started-stubborn"], process, 60)
 
     process.send_signal(signal.SIGINT)
@@ -75,6 +91,9 @@ def test_sigint_stops_running_tasks_cleanly(sqlite_home: Path, tmp_path: Path) -
     staging = sqlite_home / "staging"
     assert not staging.exists() or not any(staging.iterdir())
     assert api.gc(grace_seconds=0).blobs_removed == 0
+    # The processes that ran the tasks are gone (subprocess tasks are killed, not orphaned).
+    for name in ("started-slow", "started-stubborn"):
+        assert not pid_alive(int((markers / name).read_text()))
 
 
 def test_sigint_with_one_worker_interrupts_the_task_in_place(

@@ -146,6 +146,7 @@ class _Scheduler:
         self.results: queue.SimpleQueue[tuple[str, jobglue.JobOutcome]] = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
         self.failure: TaskOutcome | None = None
+        self.counts: dict[str, int] = {}  # outcomes by status, for the progress display
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> RunReport:
@@ -211,6 +212,7 @@ class _Scheduler:
                 self.outcomes[node.key] = TaskOutcome(
                     node.label, node.bundle_name, "cached", "", name, cached.uuid
                 )
+                self.counts["cached"] = self.counts.get("cached", 0) + 1
                 self._release(node.key, cached)
                 continue
             if planner.is_forced(node, settings.force, settings.force_all):
@@ -289,6 +291,8 @@ class _Scheduler:
             traceback=result.traceback,
         )
         self.outcomes[key] = outcome
+        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        self._progress()
         if result.state == "FINISHED" and result.result is not None:
             outcome.uuid = result.result["uuid"]
             outcome.seconds = result.result.get("seconds")
@@ -392,13 +396,13 @@ class _Scheduler:
     def _progress(self) -> None:
         if self.settings.progress is None:
             return
-        statuses = [o.status for o in self.outcomes.values()]
+        counts = self.counts
         self.settings.progress(
             Progress(
                 total=len(self.graph),
-                done=statuses.count("ran"),
-                cached=statuses.count("cached"),
+                done=counts.get("ran", 0),
+                cached=counts.get("cached", 0),
                 running=len(self.running),
-                failed=statuses.count("failed") + statuses.count("stopped"),
+                failed=counts.get("failed", 0) + counts.get("stopped", 0),
             )
         )
