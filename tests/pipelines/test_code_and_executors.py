@@ -17,6 +17,7 @@ from assay import api
 from assay.bundles.workspace import open_workspace
 from assay.core.errors import EnvironmentNotFound, TaskFailed
 from assay.jobs import store as job_store
+from assay.pipelines import planner
 from assay.pipelines.apply import ApplyRequest, plan_pipeline
 
 CTX = "code"
@@ -68,8 +69,17 @@ def plan(task: type) -> dict[str, tuple[str, str]]:
     return {d.node.bundle_name: (d.action, d.reason) for d in decisions}
 
 
+@pytest.fixture(params=["index", "per-wave queries"])
+def lookups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Cache look-ups from the index read before the run, or (a context with too many
+    versions to read whole) from the catalog wave by wave: both must decide alike."""
+    if request.param != "index":
+        monkeypatch.setattr(planner, "_INDEX_ROWS_PER_TASK", 0)
+    return str(request.param)
+
+
 def test_a_change_in_a_called_same_module_function_reruns_only_its_task(
-    ctx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ctx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lookups: str
 ) -> None:
     folder = tmp_path / "code"
     folder.mkdir()
@@ -94,7 +104,7 @@ def test_a_change_in_a_called_same_module_function_reruns_only_its_task(
     sys.modules.pop("versioned_pipeline", None)
 
 
-def test_dry_run_reasons_for_params_forced_and_upstream(ctx: Path) -> None:
+def test_dry_run_reasons_for_params_forced_and_upstream(ctx: Path, lookups: str) -> None:
     api.apply(CTX, tasks.Total, params={"n": 3})
     request = ApplyRequest(CTX, tasks.Total, {"n": 5})
     reasons = {

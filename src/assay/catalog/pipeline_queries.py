@@ -88,3 +88,27 @@ def newest_with_prefix(
         query = query.order_by(bundles.c.created.desc())
     row = conn.execute(query.limit(1)).first()
     return _output(row) if row is not None else None
+
+
+def outputs_named(
+    conn: Connection, ctx_id: int, names: Sequence[str], limit: int
+) -> list[TaskOutput] | None:
+    """Every bundle with one of ``names`` (newest first per chunk of names), or None when
+    there are more than ``limit`` (the caller then looks outputs up one wave at a time).
+
+    One query per 500 names through ``ix_bundles_context_name_created``: how a re-run of a
+    1,000-task pipeline finds every cached output in a couple of round trips."""
+    found: list[TaskOutput] = []
+    unique = sorted(set(names))
+    for start in range(0, len(unique), _IN_CHUNK):
+        chunk = unique[start : start + _IN_CHUNK]
+        rows = conn.execute(
+            select(*_COLUMNS)
+            .where(and_(bundles.c.context_id == ctx_id, bundles.c.name.in_(chunk)))
+            .order_by(bundles.c.created.desc())
+            .limit(limit - len(found) + 1)
+        )
+        found.extend(_output(row) for row in rows)
+        if len(found) > limit:
+            return None
+    return found

@@ -147,10 +147,12 @@ class _Scheduler:
         self.threads: list[threading.Thread] = []
         self.failure: TaskOutcome | None = None
         self.counts: dict[str, int] = {}  # outcomes by status, for the progress display
+        self.index: planner.OutputIndex | None = None
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> RunReport:
         jobglue.prepare(self.workspace)
+        self.index = planner.load_index(self.workspace, self.settings.ctx_id, self.graph)
         try:
             while True:
                 if self.ready and self.failure is None:
@@ -202,7 +204,7 @@ class _Scheduler:
             names[node.key] = planner.node_processing_name(node, hashes)
             if not planner.is_forced(node, settings.force, settings.force_all):
                 lookups.append((names[node.key], node.bundle_name))
-        found = planner.lookup(self.workspace, settings.ctx_id, lookups)
+        found = planner.lookup(self.workspace, settings.ctx_id, lookups, self.index)
         for node in batch:
             if self.failure is not None:
                 break  # the rest of this wave is "not run"
@@ -218,7 +220,7 @@ class _Scheduler:
             if planner.is_forced(node, settings.force, settings.force_all):
                 reason = planner.FORCED
             else:
-                reason = planner.why_not_cached(self.workspace, settings.ctx_id, node)
+                reason = planner.why_not_cached(self.workspace, settings.ctx_id, node, self.index)
             self._submit(node, name, reason)
 
     def _submit(self, node: TaskNode, name: str, reason: str) -> None:
@@ -260,6 +262,10 @@ class _Scheduler:
                     node.key, jobglue.JobOutcome(work.job_id, "STOPPED", None, "interrupted", None)
                 )
                 raise
+            except Exception as error:  # the job layer refused (e.g. already running): report
+                outcome = jobglue.JobOutcome(
+                    work.job_id, "FAILED", None, jobglue.describe_error(error), None
+                )
             self._finished(node.key, outcome)
             return
         if len(self.threads) < min(settings.workers, len(self.graph)):
@@ -320,7 +326,7 @@ class _Scheduler:
                 outcome = self._execute(work)
             except BaseException as error:  # the job layer itself failed: report, never hang
                 outcome = jobglue.JobOutcome(
-                    work.job_id, "FAILED", None, f"{type(error).__name__}: {error}", None
+                    work.job_id, "FAILED", None, jobglue.describe_error(error), None
                 )
             self.results.put((work.node.key, outcome))
 

@@ -88,6 +88,42 @@ class CatalogScope(PlanningScope):
         return record
 
 
+class OutputIndex:
+    """The context's bundles under the graph's bundle names, read once before a run.
+
+    Answers cache look-ups and reasons from memory. A context holding more versions of those
+    names than ``_INDEX_ROWS_PER_TASK`` per task is not read whole (``complete`` is False) and
+    the look-ups go to the catalog wave by wave instead. Bundles made by another process
+    during the run are not seen: the task then simply runs.
+    """
+
+    def __init__(self, rows: list[TaskOutput] | None) -> None:
+        self.complete = rows is not None
+        self.newest: dict[tuple[str, str], TaskOutput] = {}
+        self.by_name: dict[str, list[TaskOutput]] = {}
+        for row in sorted(rows or [], key=lambda r: r.created, reverse=True):
+            self.newest.setdefault((row.processing_name, row.name), row)
+            self.by_name.setdefault(row.name, []).append(row)
+
+    def newest_with_prefix(self, prefix: str, name: str) -> TaskOutput | None:
+        for row in self.by_name.get(name, ()):
+            if row.processing_name.startswith(prefix):
+                return row
+        return None
+
+
+_INDEX_ROWS_PER_TASK = 20
+
+
+def load_index(workspace: Workspace, ctx_id: int, graph: TaskGraph) -> OutputIndex:
+    names = [node.bundle_name for node in graph]
+    with workspace.read() as conn:
+        rows = pipeline_queries.outputs_named(
+            conn, ctx_id, names, limit=_INDEX_ROWS_PER_TASK * len(names)
+        )
+    return OutputIndex(rows)
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the plan says about one task."""
@@ -121,26 +157,40 @@ def is_forced(node: TaskNode, force: bool, force_all: bool) -> bool:
 
 
 def lookup(
-    workspace: Workspace, ctx_id: int, wanted: Sequence[tuple[str, str]]
+    workspace: Workspace,
+    ctx_id: int,
+    wanted: Sequence[tuple[str, str]],
+    index: OutputIndex | None = None,
 ) -> dict[tuple[str, str], TaskOutput]:
-    """Cached outputs for ``(processing name, bundle name)`` pairs: one query per 500."""
+    """Cached outputs for ``(processing name, bundle name)`` pairs: from ``index`` when it is
+    complete, else one query per 500."""
     if not wanted:
         return {}
+    if index is not None and index.complete:
+        return {key: index.newest[key] for key in wanted if key in index.newest}
     with workspace.read() as conn:
         return pipeline_queries.newest_by_processing_name(conn, ctx_id, wanted)
 
 
-def why_not_cached(workspace: Workspace, ctx_id: int, node: TaskNode) -> str:
+def why_not_cached(
+    workspace: Workspace, ctx_id: int, node: TaskNode, index: OutputIndex | None = None
+) -> str:
     """The reason a task with known inputs and no cached output runs (see module docstring)."""
-    with workspace.read() as conn:
-        same_params = pipeline_queries.newest_with_prefix(
-            conn, ctx_id, node.signature_prefix, node.bundle_name
-        )
+    if index is not None and index.complete:
+        same_params = index.newest_with_prefix(node.signature_prefix, node.bundle_name)
         if same_params is None:
-            earlier = pipeline_queries.newest_with_prefix(
-                conn, ctx_id, node.family_prefix, node.bundle_name, newest=False
-            )
+            earlier = index.newest_with_prefix(node.family_prefix, node.bundle_name)
             return PARAMS if earlier is not None else NO_OUTPUT
+    else:
+        with workspace.read() as conn:
+            same_params = pipeline_queries.newest_with_prefix(
+                conn, ctx_id, node.signature_prefix, node.bundle_name
+            )
+            if same_params is None:
+                earlier = pipeline_queries.newest_with_prefix(
+                    conn, ctx_id, node.family_prefix, node.bundle_name, newest=False
+                )
+                return PARAMS if earlier is not None else NO_OUTPUT
     try:
         previous_code = json.loads(same_params.code_version).get("code_hash")
     except (ValueError, AttributeError):
@@ -152,6 +202,7 @@ def plan(
     workspace: Workspace, ctx_id: int, graph: TaskGraph, force: bool, force_all: bool
 ) -> list[Decision]:
     """The whole plan without running anything (``--dry-run``), in dependency order."""
+    index = load_index(workspace, ctx_id, graph)
     outputs: dict[str, TaskOutput | None] = {}
     decisions: list[Decision] = []
     for node in graph:
@@ -159,7 +210,7 @@ def plan(
         if hashes is None:
             outputs[node.key] = None
             forced = is_forced(node, force, force_all)
-            reason = FORCED if forced else why_not_cached(workspace, ctx_id, node)
+            reason = FORCED if forced else why_not_cached(workspace, ctx_id, node, index)
             decisions.append(Decision(node, "run", reason, None, None))
             continue
         name = node_processing_name(node, hashes)
@@ -167,11 +218,12 @@ def plan(
             outputs[node.key] = None
             decisions.append(Decision(node, "run", FORCED, name, None))
             continue
-        found = lookup(workspace, ctx_id, [(name, node.bundle_name)]).get((name, node.bundle_name))
+        key = (name, node.bundle_name)
+        found = lookup(workspace, ctx_id, [key], index).get(key)
         outputs[node.key] = found
         if found is not None:
             decisions.append(Decision(node, "cached", "", name, found))
         else:
-            reason = why_not_cached(workspace, ctx_id, node)
+            reason = why_not_cached(workspace, ctx_id, node, index)
             decisions.append(Decision(node, "run", reason, name, None))
     return decisions
