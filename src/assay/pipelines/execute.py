@@ -148,10 +148,10 @@ class _Scheduler:
         self.failure: TaskOutcome | None = None
         self.counts: dict[str, int] = {}  # outcomes by status, for the progress display
         self.index: planner.OutputIndex | None = None
+        self.prepared = False
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> RunReport:
-        jobglue.prepare(self.workspace)
         self.index = planner.load_index(self.workspace, self.settings.ctx_id, self.graph)
         try:
             while True:
@@ -250,6 +250,9 @@ class _Scheduler:
         known = {r.uuid: r for r in node.externals.values()}
         known.update({u: self.records[u] for u in inputs.values() if u in self.records})
         work = _Work(node, spec, reason, jobglue.task_job_id(settings.context, name), known)
+        if not self.prepared:  # a run that finds everything cached schedules nothing
+            jobglue.prepare(self.workspace)
+            self.prepared = True
         self.running[node.key] = work
         if settings.workers == 1 and settings.launcher is None:
             # One worker: run here, in the scheduling thread. No hand-off between threads

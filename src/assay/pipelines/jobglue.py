@@ -3,14 +3,14 @@
 A task that runs is a job whose id is derived from its context and processing name
 (``assay.jobs.ids.job_id``), so the same work always has the same job: a re-run of work whose
 job ended (FINISHED with its bundle since removed, FAILED, STOPPED, or forced) recreates that
-job; work still RUNNING in a live process is refused, and a job left RUNNING by a run that died
-on this host is failed first, then recreated. A cached task never reaches the job layer (its
+job; work still active under a live supervisor is refused, and a job whose supervisor died
+(``assay.jobs.reconcile``: its process is gone, or its heartbeats stopped) is failed first,
+then recreated. A cached task never reaches the job layer (its
 bundle is found by processing name), so a no-op re-run writes nothing.
 """
 
 from __future__ import annotations
 
-import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +19,7 @@ from typing import Any
 from assay.bundles.workspace import Workspace
 from assay.core.errors import InvalidTransition, JobStopped
 from assay.jobs import ids, runner, store
-from assay.jobs.records import JobRecord
+from assay.jobs.reconcile import reconcile, reconcile_job
 from assay.pipelines.taskrun import TaskStopped
 
 TASK_KIND = "pipeline_task"
@@ -40,22 +40,9 @@ def task_job_id(context: str, processing_name: str) -> str:
 
 
 def prepare(workspace: Workspace) -> None:
-    """Called once before a run schedules tasks (reconciliation happens per job, below)."""
-
-
-def _stale(record: JobRecord) -> bool:
-    """True when the job's process is gone: a run on this host died with the job active."""
-    if record.pid is None:
-        return True  # created but never started: its run died in between
-    if record.host != store.this_process()["host"]:
-        return False  # another host's job: that host's reconciliation decides
-    try:
-        os.kill(record.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    """Called once before a run schedules its first task job: jobs whose supervisor died
+    are ended (the job layer's reconciliation), as anything that schedules does."""
+    reconcile(workspace)
 
 
 def _claim(
@@ -75,20 +62,12 @@ def _claim(
     )
     if created:
         return
-    if not record.terminal:
-        if not _stale(record):
-            raise InvalidTransition(
-                f"task {spec.get('task', job_id)} is already running as job {job_id} "
-                f"(pid {record.pid} on {record.host}); wait for it or stop it "
-                f"('assay jobs stop {job_id}')",
-                {"job_id": job_id, "state": record.state},
-            )
-        store.fire(
-            job_id,
-            "fail",
-            error="the run that ran this task ended without recording it",
-            payload={"reason": "reconciled by a later run"},
-            workspace=workspace,
+    if not record.terminal and reconcile_job(job_id, workspace) is None:
+        raise InvalidTransition(
+            f"task {spec.get('task', job_id)} is already running as job {job_id} "
+            f"(pid {record.pid} on {record.host}); wait for it or stop it "
+            f"('assay jobs stop {job_id}')",
+            {"job_id": job_id, "state": record.state},
         )
     store.create_job(
         TASK_KIND,

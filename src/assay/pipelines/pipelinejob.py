@@ -21,19 +21,12 @@ from assay.core.errors import (
     PipelineInterrupted,
 )
 from assay.jobs import ids, runner, store
+from assay.jobs.environments import load_environments
 from assay.pipelines.apply import ApplyRequest, apply_pipeline
 from assay.pipelines.jobglue import PIPELINE_KIND
 
 
 def _check_environment(workspace: Workspace, name: str) -> None:
-    try:
-        from assay.jobs.environments import load_environments
-    except ImportError:
-        # The job layer's environments module has not landed on this branch yet: only the
-        # built-in free local environment exists.
-        if name != "local":
-            raise EnvironmentNotFound(f"no compute environment {name!r}; known: local") from None
-        return
     environments = load_environments(workspace.settings)
     environment = environments.get(name)
     if environment is None:
