@@ -15,7 +15,7 @@ import pytest
 
 from assay import api
 from assay.bundles.workspace import open_workspace
-from assay.core.errors import EnvironmentNotFound, TaskFailed
+from assay.core.errors import EnvironmentNotFound, NotBuiltYet, TaskFailed
 from assay.jobs import store as job_store
 from assay.pipelines import planner
 from assay.pipelines.apply import ApplyRequest, plan_pipeline
@@ -210,3 +210,18 @@ def test_incremental_push_commits_and_pushes_each_output(ctx: Path, tmp_path: Pa
         assert api.cat(CTX, "Total") == 1.0
     finally:
         close_workspaces()
+
+
+def test_run_uses_the_declared_environments(ctx: Path, sqlite_home: Path) -> None:
+    (sqlite_home / "environments.yaml").write_text(
+        "environments:\n"
+        "  - id: workstation\n    executor: local\n    isolation: none\n"
+        "  - id: cluster\n    executor: dask\n    isolation: none\n"
+    )
+    result = api.run(CTX, tasks.Numbers, {"n": 2}, compute_environment="workstation")
+    assert (result["environment"], result["state"]) == ("workstation", "FINISHED")
+    assert job_store.get_job(result["job_id"]).environment == "workstation"
+
+    with pytest.raises(NotBuiltYet, match="'cluster' uses the dask executor"):
+        api.run(CTX, tasks.Total, {"n": 5}, compute_environment="cluster")
+    assert {b.name for b in api.search(CTX)} == {"Numbers"}
