@@ -244,8 +244,10 @@ def render(result: dict[str, Any]) -> str:
     else:
         lines += [
             "",
-            f"Peer: disdat-luigi {peer['version']} first runs: chain {peer['chain']['first_s']:.2f} s, "
-            f"fan-in {peer['fan_in']['first_s']:.2f} s.",
+            f"Peer: disdat-luigi {peer['version']} first runs: chain "
+            f"{peer['chain']['first_s']:.2f} s ({peer['chain']['first_s'] / ours['chain']['first_s']:.1f}x "
+            f"Assay's), fan-in {peer['fan_in']['first_s']:.2f} s "
+            f"({peer['fan_in']['first_s'] / ours['fan_in']['first_s']:.1f}x Assay's).",
         ]
     return "\n".join(lines) + "\n"
 
@@ -284,9 +286,16 @@ def targets(result: dict[str, Any]) -> list[dict[str, str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--render", type=Path, default=None, help="only re-render a saved results JSON as Markdown"
+    )
     parser.add_argument("--quick", action="store_true", help="100 tasks, a smoke run")
     parser.add_argument("--tasks", type=int, default=None, help="tasks per pipeline")
     args = parser.parse_args()
+    if args.render is not None:
+        saved = json.loads(args.render.read_text())
+        args.render.with_suffix(".md").write_text(render(saved))
+        return 0
     n = args.tasks or (100 if args.quick else 1000)
     start_load = load_average()
     with tempfile.TemporaryDirectory(prefix="assay-bench-pipelines-") as scratch:
