@@ -59,6 +59,13 @@ PEERS: dict[str, Peer] = {
         requirement="disdat==1.2.0",
         smoke_code="import disdat.api, importlib.metadata as m; print(m.version('disdat'))",
     ),
+    "disdat-luigi": Peer(
+        name="disdat-luigi",
+        requirement="disdat-luigi==1.0.2",
+        smoke_code=(
+            "import disdatluigi.api, importlib.metadata as m; print(m.version('disdat-luigi'))"
+        ),
+    ),
     "dvc": Peer(
         name="dvc",
         requirement="dvc[s3]==3.67.1",

@@ -6,7 +6,8 @@ one, and this module never creates one (the CLI makes a ``default`` context on a
 Names and signatures follow Disdat 1.2; the deliberate differences are in docs/porting.md.
 Remotes: ``remote`` binds a context to object storage, ``push``/``pull`` move committed
 bundles, ``localize``/``delocalize`` bring file data in or free it (see docs/remotes.md).
-Not here yet (they come with pipelines): ``apply``, ``run``.
+Pipelines: ``apply`` runs a ``PipeTask`` pipeline here, ``run`` runs one as a job in a compute
+environment (see docs/pipelines.md).
 """
 
 from __future__ import annotations
@@ -440,3 +441,109 @@ def rm_remote(
     (``rm_all``), or the bundle ``uuid``; blobs another remote record uses are kept. Refuses,
     unless ``force``, to remove the only copy of a bundle that is here but not localized."""
     return remotes.remove_remote(_workspace(), local_context, bundle_name, uuid, rm_all, force)
+
+
+# -- pipelines (docs/pipelines.md) ----------------------------------------------------------
+__all__ += ["apply", "run"]
+
+
+def _task_class(transform: Any) -> Any:
+    if isinstance(transform, str):  # Disdat accepted "pkg.module.Class" (deprecated there)
+        from assay.pipelines.loading import load_task_class
+
+        return load_task_class(transform)
+    return transform
+
+
+def apply(
+    local_context: str,
+    transform: Any,
+    output_bundle: str = "-",
+    input_tags: Mapping[str, Any] | None = None,
+    output_tags: Mapping[str, Any] | None = None,
+    force: bool = False,
+    force_all: bool = False,
+    params: Mapping[str, Any] | None = None,
+    output_bundle_uuid: str | None = None,
+    central_scheduler: bool = False,
+    workers: int = 1,
+    incremental_push: bool = False,
+    incremental_pull: bool = False,
+    *,
+    executor: str = "thread",
+    stop_grace_s: float = 5.0,
+) -> dict[str, bool]:
+    """Run pipeline ``transform`` (a ``PipeTask`` class) in ``local_context``.
+
+    Tasks whose output is cached (same class, params, code and input content) are not re-run;
+    ``force`` re-runs the root task, ``force_all`` every task. The root's bundle is named
+    ``output_bundle`` (``"-"``: its class name or ``set_bundle_name``). ``workers`` tasks run at
+    once, on threads (``executor="thread"``) or in subprocesses (``"subprocess"``).
+    ``incremental_push`` commits and pushes each task's bundle to the context's remote as it is
+    made; ``incremental_pull`` localizes non-local inputs first. ``central_scheduler`` is
+    accepted for Disdat compatibility and ignored (Assay schedules itself).
+
+    Returns ``{"success": True, "did_work": bool}``. A failing task raises ``TaskFailed``
+    (naming it, with its traceback in ``details``; finished outputs stay cached); Ctrl-C
+    raises ``PipelineInterrupted``. Both carry ``details["result"]`` with ``success`` False.
+    """
+    from assay.pipelines.apply import ApplyRequest, apply_pipeline
+
+    request = ApplyRequest(
+        context=local_context,
+        task_class=_task_class(transform),
+        params=dict(params or {}),
+        output_bundle=output_bundle,
+        input_tags=dict(input_tags or {}),
+        output_tags=dict(output_tags or {}),
+        force=force,
+        force_all=force_all,
+        output_bundle_uuid=output_bundle_uuid,
+        workers=workers,
+        executor=executor,
+        incremental_push=incremental_push,
+        incremental_pull=incremental_pull,
+        grace_s=stop_grace_s,
+    )
+    report = apply_pipeline(_workspace(), request)
+    return {"success": report.success, "did_work": report.did_work}
+
+
+def run(
+    local_context: str,
+    pipe_cls: Any,
+    pipeline_args: Mapping[str, Any] | None = None,
+    output_bundle: str = "-",
+    input_tags: Mapping[str, Any] | None = None,
+    output_tags: Mapping[str, Any] | None = None,
+    force: bool = False,
+    force_all: bool = False,
+    workers: int = 1,
+    compute_environment: str = "local",
+    *,
+    executor: str = "thread",
+) -> dict[str, Any]:
+    """Run a whole pipeline as one job (kind ``pipeline``) in ``compute_environment``.
+
+    Disdat's ``run`` ran a dockerized pipeline locally or on AWS Batch; here the pipeline runs
+    in a named compute environment (``assay env ls``). Returns the job's id, state and the
+    pipeline's result (``success``, ``did_work``, ``output_bundle_uuid``); a failing task raises
+    ``TaskFailed`` after the job is recorded FAILED.
+    """
+    from assay.pipelines.apply import ApplyRequest
+    from assay.pipelines.pipelinejob import run_pipeline_job
+
+    request = ApplyRequest(
+        context=local_context,
+        task_class=_task_class(pipe_cls),
+        params=dict(pipeline_args or {}),
+        output_bundle=output_bundle,
+        input_tags=dict(input_tags or {}),
+        output_tags=dict(output_tags or {}),
+        force=force,
+        force_all=force_all,
+        workers=workers,
+        executor=executor,
+        environment=compute_environment,
+    )
+    return run_pipeline_job(_workspace(), request)

@@ -61,6 +61,8 @@ bundles = Table(
     Column("total_size", BigInteger, nullable=False, default=0),
     Index("ix_bundles_context_name_created", "context_id", "name", "created"),
     Index("ix_bundles_context_created", "context_id", "created"),
+    # Pipelines find a task's output by processing name (migration 0007).
+    Index("ix_bundles_context_processing", "context_id", "processing_name", "created"),
 )
 
 bundle_files = Table(

@@ -12,6 +12,7 @@
 | 7 | a missing optional extra |
 | 8 | a question to a service failed (the app raised, crashed, hung, timed out, was cancelled) |
 | 9 | access denied (a dataset's compute-to-data policy, another consumer's job) |
+| 10 | a pipeline task failed (``assay apply``; its traceback precedes the error line) |
 | 70 | internal error (a bug: please report it; ``ASSAY_DEBUG=1`` shows the traceback) |
 | 130 | interrupted |
 """
@@ -35,6 +36,7 @@ from assay.cli import compute as compute_cli
 from assay.cli.contexts import context_app
 from assay.cli.jobs import env_app, jobs_app
 from assay.cli.output import report_error
+from assay.cli.pipelines import apply as apply_command
 from assay.cli.remotes import delocalize as delocalize_command
 from assay.cli.remotes import localize as localize_command
 from assay.cli.remotes import pull as pull_command
@@ -183,6 +185,7 @@ app.command("delocalize")(delocalize_command)
 app.add_typer(init_app, name="init")
 app.command("run")(run_service)
 app.add_typer(questions_app, name="questions")
+app.command("apply")(apply_command)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(env_app, name="env")
 compute_cli.register_jobs(jobs_app)  # assay jobs start | results | get

@@ -307,6 +307,64 @@ class RemoteAccessDenied(Unavailable):
     code = "remote_access_denied"
 
 
+# -- pipelines ------------------------------------------------------------------------------
+class InvalidParameter(InvalidInput):
+    """A task parameter that is unknown, missing, or of the wrong type."""
+
+    code = "invalid_parameter"
+
+
+class InvalidPipeline(InvalidInput):
+    """A pipeline that cannot be planned: a bad dependency declaration, or two tasks of one
+    run writing the same bundle name."""
+
+    code = "invalid_pipeline"
+
+
+class DependencyCycle(InvalidPipeline):
+    """Tasks that (transitively) require themselves; the message names the path."""
+
+    code = "dependency_cycle"
+
+
+class DuplicateOutputName(InvalidPipeline):
+    code = "duplicate_output_name"
+
+
+class ParamNotSerializable(InvalidPipeline):
+    """A parameter value with no JSON form, in a run that must send it to a subprocess."""
+
+    code = "param_not_serializable"
+
+
+class TaskImportFailed(InvalidInput):
+    """``module:Task`` given on the command line that does not import or is not a task."""
+
+    code = "task_import_failed"
+
+
+class ExternalBundleNotFound(BundleNotFound):
+    """An ``add_external_dependency`` that no bundle in the context satisfies."""
+
+    code = "external_bundle_not_found"
+
+
+class TaskFailed(AssayError):
+    """A pipeline task raised (or returned data that cannot be stored). The message names the
+    task; ``details["traceback"]`` holds its traceback. Outputs of tasks that finished stay
+    cached, so the next run resumes."""
+
+    code = "task_failed"
+    exit_code = 10
+
+
+class PipelineInterrupted(AssayError):
+    """The run was stopped (Ctrl-C): running tasks are STOPPED, nothing was half-written."""
+
+    code = "interrupted"
+    exit_code = 130
+
+
 # -- jobs (assay.jobs) ------------------------------------------------------------------------
 class JobNotFound(NotFound):
     """No job has this id (or unique id prefix)."""
