@@ -1,0 +1,67 @@
+"""The curation life cycle of a managed pipeline job, as data (after SD2E's job FSM).
+
+Registered with the job layer as machine ``"pipelinejob"`` when this module is imported, so
+``assay jobs fsm --kind pipelinejob`` draws it and ``jobs.store.fire`` guards its events.
+Events that keep the state (``update``, ``resource``, a repeated ``run``/``finish``) are
+transitions whose target is their source: they are guarded and recorded like any other.
+"""
+
+from __future__ import annotations
+
+from assay.jobs.fsm import State, StateMachine, Transition, register_machine
+
+MACHINE_NAME = "pipelinejob"
+
+STATES = (
+    State("CREATED", 1, False, "Job inputs and configuration have been defined"),
+    State("RESET", 5, False, "Job and outputs are being reset for another run (admin)"),
+    State("RUNNING", 40, False, "Job is actively processing data"),
+    State("FAILED", 41, True, "Job did not complete successfully (admin reset re-opens it)"),
+    State("FINISHED", 70, False, "Job has completed processing and outputs are archived"),
+    State("INDEXING", 72, False, "Job outputs are being indexed into bundles"),
+    State("VALIDATING", 80, False, "Job outputs are being assessed for correctness"),
+    State("VALIDATED", 82, False, "Job outputs were determined to be correct"),
+    State("REJECTED", 84, False, "Job outputs are invalid and should not be used"),
+    State("FINALIZED", 90, False, "Job outputs are validated and ready for general use"),
+    State("RETIRED", 99, True, "Job and outputs should no longer be used"),
+)
+
+#: (event, sources, target); target None means "the state it was in" (one transition each).
+_TABLE: tuple[tuple[str, tuple[str, ...], str | None, str], ...] = (
+    ("create", ("CREATED",), None, "Create a new job"),
+    ("run", ("CREATED", "RUNNING"), "RUNNING", 'Mark the job as "running"'),
+    ("update", ("RUNNING", "VALIDATING", "INDEXING"), None, "Append an item to the history"),
+    ("resource", ("CREATED", "RUNNING"), None, "Note resource marshalling in the history"),
+    ("fail", ("RUNNING", "VALIDATING", "INDEXING"), "FAILED", "Mark the job as failed"),
+    ("finish", ("RUNNING", "FINISHED"), "FINISHED", "Mark the job as complete"),
+    ("index", ("FINISHED", "INDEXING"), "INDEXING", "Index the job outputs"),
+    ("indexed", ("FINISHED", "INDEXING"), "FINISHED", "Mark that indexing is complete"),
+    ("validate", ("FINISHED", "VALIDATED"), "VALIDATING", "Mark the job as under validation"),
+    ("validated", ("VALIDATING", "VALIDATED"), "VALIDATED", "Mark that validation has completed"),
+    ("reject", ("VALIDATING",), "REJECTED", "Mark the outputs as unsuitable for use"),
+    ("finalize", ("VALIDATED",), "FINALIZED", "Mark the job and outputs as suitable for use"),
+    ("retire", ("REJECTED", "FINALIZED"), "RETIRED", "Mark the job and outputs as retired"),
+    ("reset", ("FAILED", "REJECTED"), "RESET", "Begin a reset, erasing archive contents (admin)"),
+    ("ready", ("RESET",), "CREATED", "Complete the reset: the job may run again (admin)"),
+)
+
+EVENT_DESCRIPTIONS = {event: description for event, _, _, description in _TABLE}
+#: Events only an admin may send (``delete`` is not a transition: it hides the job).
+ADMIN_EVENTS = frozenset({"reset", "ready", "delete"})
+EVENTS = frozenset(EVENT_DESCRIPTIONS) | {"delete"}
+
+
+def _transitions() -> tuple[Transition, ...]:
+    found: list[Transition] = []
+    for event, sources, target, _ in _TABLE:
+        if target is None:
+            found.extend(Transition(event, frozenset({s}), s) for s in sources)
+        else:
+            found.append(Transition(event, frozenset(sources), target))
+    return tuple(found)
+
+
+PIPELINEJOB_MACHINE = StateMachine(
+    name=MACHINE_NAME, states=STATES, transitions=_transitions(), initial="CREATED"
+)
+register_machine(PIPELINEJOB_MACHINE)
