@@ -211,7 +211,9 @@ class ManagedPipelineJob(_Events):
             inputs=list(inputs),
             agent=agent,
             task=task,
-            generated_by=[generated_by] if isinstance(generated_by, str) else list(generated_by or []),
+            generated_by=[generated_by]
+            if isinstance(generated_by, str)
+            else list(generated_by or []),
             setup_archive_path=setup_archive_path,
         )
         from assay.pjobs.service import identity  # validation before anything is written

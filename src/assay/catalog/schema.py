@@ -223,6 +223,7 @@ job_events = Table(
     Column("from_state", String(32), nullable=True),
     Column("to_state", String(32), nullable=True),
     Column("payload", Text, nullable=False, default="{}"),  # JSON
+)
 
 # -- pipelines and managed pipeline jobs (migration 0006) -------------------------------------
 # A registered pipeline: ``uuid`` is UUID5 of its ``pipeline_id``; ``document`` is the whole

@@ -37,8 +37,8 @@ from assay.cli.remotes import localize as localize_command
 from assay.cli.remotes import pull as pull_command
 from assay.cli.remotes import push as push_command
 from assay.cli.remotes import remote_app
-from assay.cli.services import init_app, questions_app
 from assay.cli.serve import serve
+from assay.cli.services import init_app, questions_app
 from assay.cli.services import run as run_service
 from assay.cli.session import JsonOption, Session, session
 from assay.core.errors import AssayError

@@ -270,7 +270,7 @@ def pipelinejobs_index(
     recover(workspace)
     outcome = apply_event(workspace, uuid, "index")
     job = outcome.job
-    payload = {
+    payload: dict[str, Any] = {
         "uuid": job.uuid,
         "state": job.state,
         "index_job": outcome.index_job,
@@ -279,7 +279,7 @@ def pipelinejobs_index(
     }
     if job.state == "FAILED":
         raise IndexingFailed(f"job {job.uuid} is FAILED: {job.error}", payload)
-    index = payload["index"] or {}
+    index: dict[str, Any] = payload["index"] or {}
     made = [b for b in index.get("bundles", []) if b.get("uuid")]
     out.emit(
         payload,

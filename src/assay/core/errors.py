@@ -331,6 +331,7 @@ class JobStopped(AssayError):
     code = "job_stopped"
     exit_code = 1
 
+
 # -- pipelines and managed pipeline jobs (assay.pjobs) ---------------------------------------
 class InvalidPipeline(InvalidInput):
     """A pipeline registration file that cannot be used (not JSON/YAML, missing id, ...)."""

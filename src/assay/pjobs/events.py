@@ -24,12 +24,14 @@ from typing import Any
 import sqlalchemy.exc
 
 from assay.bundles.workspace import Workspace
+from assay.catalog import job_queries
 from assay.catalog import pipelinejob_queries as queries
-from assay.core.errors import DeliveryConflict, InvalidEvent
+from assay.core.errors import DeliveryConflict, InvalidEvent, InvalidTransition, JobNotFound
 from assay.jobs import store
+from assay.jobs._json import capped, dumps
 from assay.pjobs import archive, index_jobs
 from assay.pjobs.identity import short_hash
-from assay.pjobs.machine import ADMIN_EVENTS, PIPELINEJOB_MACHINE
+from assay.pjobs.machine import ADMIN_EVENTS, INFO_EVENTS, PIPELINEJOB_MACHINE
 from assay.pjobs.records import PipelineJob
 from assay.pjobs.service import check_event, get_pipelinejob
 
@@ -151,8 +153,46 @@ def _apply(
     error = None
     if event == "fail":
         error = str(data.get("error") or data.get("message") or "the job reported a failure")
-    store.fire(job.uuid, event, payload=payload, error=error, workspace=workspace)
+    if event in INFO_EVENTS:
+        fire_info(workspace, job.uuid, event, payload)
+    else:
+        store.fire(job.uuid, event, payload=payload, error=error, workspace=workspace)
     return EventOutcome(get_pipelinejob(workspace, job.uuid), event)
+
+
+def fire_info(workspace: Workspace, job_uuid: str, event: str, payload: dict[str, Any]) -> int:
+    """Record an info event (``update``, ``resource``, ``create``) if the job's state allows it:
+    one transaction holding the job row, like ``jobs.store.fire``; returns its seq."""
+    sources, _ = INFO_EVENTS[event]
+    now = time.time()
+    with workspace.write() as conn:
+        row = job_queries.job(conn, job_uuid, for_update=True)
+        if row is None:
+            raise JobNotFound(f"no job {job_uuid}", {"job_id": job_uuid})
+        if row.state not in sources:
+            raise InvalidTransition(
+                f"job {job_uuid}: cannot {event} a job that is {row.state}; {event} is allowed "
+                f"from {', '.join(sorted(sources))}",
+                {"event": event, "state": row.state, "job_id": job_uuid},
+            )
+        seq = job_queries.allocate_seqs(conn, job_uuid, 1, {"updated": now})
+        assert seq is not None  # the row is held: it cannot have gone
+        job_queries.insert_events(
+            conn,
+            [
+                {
+                    "job_id": job_uuid,
+                    "seq": seq,
+                    "at": now,
+                    "type": "transition",
+                    "event": event,
+                    "from_state": row.state,
+                    "to_state": row.state,
+                    "payload": dumps(capped(payload)),
+                }
+            ],
+        )
+    return seq
 
 
 def _reset(workspace: Workspace, job: PipelineJob, payload: dict[str, Any]) -> EventOutcome:
@@ -173,4 +213,3 @@ def _reset(workspace: Workspace, job: PipelineJob, payload: dict[str, Any]) -> E
 
 def is_admin_event(event: Any) -> bool:
     return isinstance(event, str) and event in ADMIN_EVENTS
-

@@ -128,7 +128,10 @@ def index_archive(
                 Dependency(u, "acted_using", "derived_using")
                 for u in _resolve(workspace, context, request.derived_using)
             ]
-        params: dict[str, Any] = {"patterns": list(request.patterns), "fixity": list(request.fixity)}
+        params: dict[str, Any] = {
+            "patterns": list(request.patterns),
+            "fixity": list(request.fixity),
+        }
         if request.note:
             params["note"] = request.note
         if "sha256" in request.fixity:

@@ -66,10 +66,7 @@ def load_pipeline_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidPipeline(f"cannot read the pipeline file {path}: {exc}") from None
     try:
-        if path.suffix.lower() == ".json":
-            document = json.loads(text)
-        else:
-            document = yaml.safe_load(text)
+        document = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InvalidPipeline(f"{path} is not valid JSON/YAML: {first}") from None

@@ -30,7 +30,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def classify(value: str) -> str | None:
-    """"files", "references", or None for a string that names neither."""
+    """ "files", "references", or None for a string that names neither."""
     if value.startswith(REFERENCE_SCHEMES):
         return "references"
     if value.startswith(FILE_SCHEMES) or value.startswith("/"):

@@ -142,9 +142,11 @@ def request_from(value: Any, kind: str) -> IndexRequest:
     if not isinstance(value, dict):
         raise InvalidIndexRequest(f"an index request is a mapping or a pattern, not {value!r}")
     fields = {k: v for k, v in value.items() if k != "kind"}
-    allowed = {"patterns", "level", "fixity", "note"} if kind == "archive" else {
-        "patterns", "derived_from", "derived_using", "fixity", "note"
-    }
+    allowed = (
+        {"patterns", "level", "fixity", "note"}
+        if kind == "archive"
+        else {"patterns", "derived_from", "derived_using", "fixity", "note"}
+    )
     unknown = sorted(set(fields) - allowed)
     if unknown or "patterns" not in fields:
         raise InvalidIndexRequest(

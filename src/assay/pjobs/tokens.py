@@ -86,7 +86,7 @@ def admin_token(settings: Settings) -> str:
 
 
 def token_role(job_id: str, token: str | None, settings: Settings) -> str:
-    """"admin" or "job" for a token valid on ``job_id``; raises ``AuthenticationRequired`` (no
+    """ "admin" or "job" for a token valid on ``job_id``; raises ``AuthenticationRequired`` (no
     token) or ``PermissionDenied`` (wrong or forged). Comparisons are constant-time."""
     if not token:
         raise AuthenticationRequired("this request needs a token (?token=... from the webhook URL)")

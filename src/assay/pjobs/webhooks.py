@@ -67,6 +67,8 @@ def handle(
         raise InvalidEvent(f"unknown key(s) in the event body: {', '.join(unknown)}")
     if document.get("uuid") not in (None, job_uuid):
         raise InvalidEvent("the body's uuid is not the job's in the URL")
+    if not isinstance(event, str):
+        raise InvalidEvent('the event body needs "event": the name of an event')
     return apply_event(
         workspace,
         job_uuid,
