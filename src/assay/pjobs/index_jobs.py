@@ -23,6 +23,7 @@ from assay.jobs import store
 from assay.jobs.runner import JobContext, run_inline
 from assay.pjobs import archive
 from assay.pjobs.indexer import DEFAULT_INDEX_CONTEXT, IndexTarget, index_archive
+from assay.pjobs.machine import PIPELINEJOB_MACHINE
 from assay.pjobs.records import PipelineJob
 from assay.pjobs.requests import ArchiveIndexRequest, requests_from
 from assay.pjobs.service import get_pipelinejob
@@ -38,7 +39,11 @@ def begin_index(
     payload: dict[str, Any],
     context: str = DEFAULT_INDEX_CONTEXT,
 ) -> str:
-    """Create the indexing job and fire ``index`` on ``job``; returns the indexing job's id."""
+    """Create the indexing job and fire ``index`` on ``job``; returns the indexing job's id.
+
+    A job whose state does not allow ``index`` is refused before anything is written (and if
+    its state changes in between, the indexing job made for it is STOPPED, never run)."""
+    PIPELINEJOB_MACHINE.target(job.state, "index")
     requests = [
         *requests_from(job.archive_patterns, "archive"),
         *requests_from(job.product_patterns, "product"),
