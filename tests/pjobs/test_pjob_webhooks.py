@@ -58,7 +58,7 @@ def test_events_through_the_webhook(workspace: Workspace, server: str) -> None:
 
 def test_bad_tokens_change_nothing(workspace: Workspace, server: str) -> None:
     uuid, hook = _job(workspace, server)
-    other_uuid, other_hook = _job(workspace, server, "m2")
+    _other_uuid, other_hook = _job(workspace, server, "m2")
     base = hook.split("?")[0]
     before = stored(workspace)
     _problem(httpx.post(base, json={"event": "run"}), 401, "authentication_required")
@@ -110,7 +110,7 @@ def test_bad_bodies_change_nothing(workspace: Workspace, server: str) -> None:
 
 
 def test_out_of_order_event_is_a_409(workspace: Workspace, server: str) -> None:
-    uuid, hook = _job(workspace, server)
+    _uuid, hook = _job(workspace, server)
     before = stored(workspace)
     body = _problem(httpx.post(hook, json={"event": "finish"}), 409, "invalid_transition")
     assert "cannot finish a job that is CREATED" in body["detail"]
@@ -134,7 +134,7 @@ def test_replay_is_applied_once(workspace: Workspace, server: str) -> None:
 
 
 def test_admin_token_events(workspace: Workspace, server: str) -> None:
-    uuid, hook = _job(workspace, server)
+    _uuid, hook = _job(workspace, server)
     httpx.post(hook, json={"event": "run"}).raise_for_status()
     httpx.post(hook, json={"event": "fail", "data": {"error": "OOM"}}).raise_for_status()
     admin = {"token": admin_token(workspace)}
@@ -147,7 +147,7 @@ def test_admin_token_events(workspace: Workspace, server: str) -> None:
 
 def test_server_restart_between_events(workspace: Workspace, pipeline: Pipeline) -> None:
     with running_server() as url:
-        uuid, hook = _job(workspace, url)
+        _uuid, hook = _job(workspace, url)
         path = hook[len(url) :]
         assert httpx.post(hook, json={"event": "run", "id": "a"}).json()["state"] == "RUNNING"
     with running_server() as second:
