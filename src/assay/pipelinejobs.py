@@ -99,8 +99,8 @@ class _Events:
             tokens.check_token(self._uuid(), token, self.workspace.settings, admin=True)
             admin = True
         outcome: EventOutcome = apply_event(self.workspace, self._uuid(), event, data, admin=admin)
-        self.job = outcome.job
-        return outcome.job
+        self.job = outcome.record(self.workspace)
+        return self.job
 
     @property
     def state(self) -> str | None:
@@ -277,8 +277,8 @@ class ManagedPipelineJobInstance(_Events):
         outcome = webhooks.handle(
             self.workspace, self._uuid(), dict(event_doc), token or self._token
         )
-        self.job = outcome.job
-        return outcome.job
+        self.job = outcome.record(self.workspace)
+        return self.job
 
 
 LINKAGE_ARGUMENTS = tuple(arg for arg, _ in LINKAGE_KINDS)

@@ -252,7 +252,7 @@ def test_replayed_event_is_applied_once(workspace: Workspace, pipeline: Pipeline
     with pytest.raises(InvalidTransition):
         apply_event(workspace, uuid, "validate", {}, event_id="e-3")
     apply_event(workspace, uuid, "finish", {}, event_id="e-4")
-    assert apply_event(workspace, uuid, "validate", {}, event_id="e-3").job.state == "VALIDATING"
+    assert apply_event(workspace, uuid, "validate", {}, event_id="e-3").state == "VALIDATING"
 
 
 def test_secret_file_is_private_and_stable(workspace: Workspace, pipeline: Pipeline) -> None:

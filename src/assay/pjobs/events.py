@@ -50,11 +50,21 @@ MAX_EVENT_ID = 128
 
 @dataclass(frozen=True)
 class EventOutcome:
-    job: PipelineJob
+    uuid: str
+    state: str  # the job's state after the event
     event: str
     replayed: bool = False
     index_job: str | None = None  # set by "index": the indexing job to run
     removed_files: int | None = None  # set by "reset"
+    job: PipelineJob | None = None  # the whole record, when the event had it at hand
+
+    @classmethod
+    def of(cls, job: PipelineJob, event: str, **fields: Any) -> EventOutcome:
+        return cls(job.uuid, job.state, event, job=job, **fields)
+
+    def record(self, workspace: Workspace) -> PipelineJob:
+        """The job after the event (read now when the event did not load it)."""
+        return self.job or get_pipelinejob(workspace, self.uuid, include_deleted=True)
 
 
 def apply_event(
@@ -86,7 +96,7 @@ def apply_event(
     body_hash = short_hash({"event": event, "data": clean})
     replay = _claim(workspace, job.uuid, event_id, body_hash)
     if replay:
-        return EventOutcome(get_pipelinejob(workspace, job.uuid, True), event, replayed=True)
+        return EventOutcome.of(get_pipelinejob(workspace, job.uuid, True), event, replayed=True)
     try:
         outcome = _apply(workspace, job, event, clean, event_id, run_index)
     except BaseException:
@@ -117,39 +127,38 @@ def _apply_in_one_transaction(
     for _ in range(3):
         try:
             with workspace.write() as conn:
-                row = job_queries.job(conn, job_uuid, for_update=True)
-                side = queries.pipelinejob(conn, job_uuid)
-                if row is None or row.kind != KIND or side is None or side.deleted:
+                row = queries.job_for_event(conn, job_uuid)
+                if row is None or row.kind != KIND or row.deleted:
                     raise PipelineJobNotFound(f"no managed pipeline job {reference!r}")
                 if event_id is not None:
-                    existing = queries.delivery(conn, job_uuid, event_id)
-                    if existing is not None:
-                        _check_replay(existing, event_id, body_hash)
-                        replayed = True
-                    else:
-                        replayed = False
-                        queries.claim_delivery(
-                            conn,
-                            {
-                                "job_id": job_uuid,
-                                "event_id": event_id,
-                                "body_hash": body_hash,
-                                "status": "applied",
-                                "at": time.time(),
-                            },
-                        )
-                    if replayed:
-                        return EventOutcome(get_pipelinejob(workspace, job_uuid), event, True)
+                    # The primary key refuses a second delivery of the same id: the insert
+                    # fails and the loop looks at the stored delivery below.
+                    queries.claim_delivery(
+                        conn,
+                        {
+                            "job_id": job_uuid,
+                            "event_id": event_id,
+                            "body_hash": body_hash,
+                            "status": "applied",
+                            "at": time.time(),
+                        },
+                    )
                 if event in INFO_EVENTS:
                     _fire_info_in(conn, job_uuid, row.state, event, payload)
-                    record = None
-                else:
-                    record = store.fire_in(conn, job_uuid, event, payload=payload, error=error)
-            if record is None:
-                return EventOutcome(get_pipelinejob(workspace, job_uuid), event)
-            return EventOutcome(PipelineJob.from_job(record), event)
+                    return EventOutcome(job_uuid, row.state, event)
+                record = store.fire_in(conn, job_uuid, event, payload=payload, error=error)
+            return EventOutcome(
+                record.job_id, record.state, event, job=PipelineJob.from_job(record)
+            )
         except sqlalchemy.exc.IntegrityError:
-            continue  # a concurrent delivery of the same event id committed first: look again
+            assert event_id is not None  # only the delivery insert can conflict
+            with workspace.read() as conn:
+                existing = queries.delivery(conn, job_uuid, event_id)
+            if existing is None:
+                continue  # the other delivery rolled back meanwhile: try again
+            _check_replay(existing, event_id, body_hash)
+            job = get_pipelinejob(workspace, job_uuid)
+            return EventOutcome(job.uuid, job.state, event, replayed=True, job=job)
     raise DeliveryConflict(f"event {event_id!r} is being applied right now; retry in a moment")
 
 
@@ -219,14 +228,14 @@ def _apply(
         with workspace.write() as conn:
             queries.set_deleted(conn, job.uuid)
         store.append_event(job.uuid, "admin", {"event": "delete", **payload}, workspace=workspace)
-        return EventOutcome(get_pipelinejob(workspace, job.uuid, True), event)
+        return EventOutcome.of(get_pipelinejob(workspace, job.uuid, True), event)
     if event == "reset":
         return _reset(workspace, job, payload)
     if event == "index":
         index_job = index_jobs.begin_index(workspace, job, payload)
         if run_index:
             index_jobs.run_index(workspace, index_job)
-        return EventOutcome(get_pipelinejob(workspace, job.uuid), event, index_job=index_job)
+        return EventOutcome.of(get_pipelinejob(workspace, job.uuid), event, index_job=index_job)
     raise AssertionError(f"{event!r} is not a multi-step event")
 
 
@@ -276,7 +285,7 @@ def _reset(workspace: Workspace, job: PipelineJob, payload: dict[str, Any]) -> E
     store.append_event(
         job.uuid, "admin", {"event": "reset", "removed_files": removed}, workspace=workspace
     )
-    return EventOutcome(get_pipelinejob(workspace, job.uuid), "reset", removed_files=removed)
+    return EventOutcome.of(get_pipelinejob(workspace, job.uuid), "reset", removed_files=removed)
 
 
 def is_admin_event(event: Any) -> bool:
