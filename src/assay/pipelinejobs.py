@@ -30,11 +30,10 @@ from assay.core.errors import InvalidInput
 from assay.core.settings import load_settings
 from assay.pjobs import archive, tokens, webhooks
 from assay.pjobs.events import EventOutcome, apply_event
-from assay.pjobs.identity import LINKAGE_KINDS
 from assay.pjobs.records import PipelineJob
 from assay.pjobs.refs import refs_from_data_dict as _refs_from_data_dict
-from assay.pjobs.requests import ArchiveIndexRequest, ProductIndexRequest
-from assay.pjobs.service import NewJob, create_pipelinejob, get_pipelinejob
+from assay.pjobs.requests import ArchiveIndexRequest, ProductIndexRequest, requests_from
+from assay.pjobs.service import NewJob, create_pipelinejob, get_pipelinejob, identity
 
 __all__ = [
     "ArchiveIndexRequest",
@@ -216,11 +215,11 @@ class ManagedPipelineJob(_Events):
             else list(generated_by or []),
             setup_archive_path=setup_archive_path,
         )
-        from assay.pjobs.service import identity  # validation before anything is written
-
-        identity(self.workspace, self._new)
+        identity(self.workspace, self._new)  # validation before anything is written
         if archive_path is not None:
             archive.normalize_archive_path(archive_path, self.workspace.settings)
+        requests_from(archive_patterns, "archive")
+        requests_from(product_patterns, "product")
 
     def setup(self, data: Mapping[str, Any] | None = None) -> ManagedPipelineJob:
         """Create the job (or find the same one made before). ``data`` is merged into the
@@ -279,6 +278,3 @@ class ManagedPipelineJobInstance(_Events):
         )
         self.job = outcome.record(self.workspace)
         return self.job
-
-
-LINKAGE_ARGUMENTS = tuple(arg for arg, _ in LINKAGE_KINDS)
