@@ -125,3 +125,22 @@ def test_the_command_line_registers_the_machine() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "CREATED"
+
+
+def test_jobs_cli_shows_the_history_and_the_machine(assay_home: Path, tmp_path: Path) -> None:
+    good = tmp_path / "p.json"
+    good.write_text('{"id": "lab/p"}')
+    ok_json("pipelines", "register", str(good))
+    uuid = ok_json("pipelinejobs", "create", "-p", "lab/p", "--sample-id", "s")["uuid"]
+    ok_json("pipelinejobs", "event", uuid, "run")
+    ok_json("pipelinejobs", "event", uuid, "update", "--data", '{"progress": 10}')
+    ok_json("pipelinejobs", "event", uuid, "finish")
+    events = ok_json("jobs", "events", uuid)
+    assert [(e["event"], e["to_state"]) for e in events] == [
+        ("create", "CREATED"),
+        ("run", "RUNNING"),
+        ("update", "RUNNING"),
+        ("finish", "FINISHED"),
+    ]
+    drawn = assay("jobs", "fsm", "--kind", "pipelinejob")
+    assert drawn.exit_code == 0 and "RESET --> CREATED: ready" in drawn.stdout
