@@ -151,7 +151,8 @@ def _apply_in_one_transaction(
                 record.job_id, record.state, event, job=PipelineJob.from_job(record)
             )
         except sqlalchemy.exc.IntegrityError:
-            assert event_id is not None  # only the delivery insert can conflict
+            if event_id is None:
+                raise  # only the delivery insert is expected to conflict
             with workspace.read() as conn:
                 existing = queries.delivery(conn, job_uuid, event_id)
             if existing is None:
