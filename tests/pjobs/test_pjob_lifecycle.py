@@ -276,3 +276,25 @@ def test_token_in_the_body_as_in_sd2e(workspace: Workspace, pipeline: Pipeline) 
         instance.handle({"event": "run", "token": "f" * 64})
     assert stored(workspace) == before
     assert instance.handle({"event": "run", "token": job.token}).state == "RUNNING"
+
+
+def test_multi_step_events_with_ids_apply_once(workspace: Workspace, pipeline: Pipeline) -> None:
+    from assay.pjobs.index_jobs import INDEX_KIND
+
+    job = _job(workspace)
+    uuid = job._uuid()
+    job.run()
+    job.finish()
+    first = apply_event(workspace, uuid, "index", {}, event_id="ix-1")
+    again = apply_event(workspace, uuid, "index", {}, event_id="ix-1")
+    assert not first.replayed and again.replayed and again.state == "FINISHED"
+    assert len(store.list_jobs(kind=INDEX_KIND, parent_job_id=uuid, workspace=workspace)) == 1
+    with pytest.raises(DeliveryConflict, match="another event"):
+        apply_event(workspace, uuid, "index", {"x": 1}, event_id="ix-1")
+    job.validate()
+    job.reject()
+    reset = apply_event(workspace, uuid, "reset", {}, event_id="rs-1", admin=True)
+    replay = apply_event(workspace, uuid, "reset", {}, event_id="rs-1", admin=True)
+    assert reset.state == "RESET" and replay.replayed and replay.removed_files is None
+    resets = [e for e in store.list_events(uuid, workspace=workspace) if e.event == "reset"]
+    assert len(resets) == 1
