@@ -36,12 +36,14 @@ from assay.cli import compute as compute_cli
 from assay.cli.contexts import context_app
 from assay.cli.jobs import env_app, jobs_app
 from assay.cli.output import report_error
+from assay.cli.pipelinejobs import pipelinejobs_app, pipelines_app
 from assay.cli.pipelines import apply as apply_command
 from assay.cli.remotes import delocalize as delocalize_command
 from assay.cli.remotes import localize as localize_command
 from assay.cli.remotes import pull as pull_command
 from assay.cli.remotes import push as push_command
 from assay.cli.remotes import remote_app
+from assay.cli.serve import serve
 from assay.cli.services import init_app, questions_app
 from assay.cli.services import run as run_service
 from assay.cli.session import JsonOption, Session, session
@@ -191,6 +193,9 @@ app.add_typer(env_app, name="env")
 compute_cli.register_jobs(jobs_app)  # assay jobs start | results | get
 app.command("publish")(compute_cli.publish)
 app.add_typer(compute_cli.services_app, name="services")
+app.add_typer(pipelines_app, name="pipelines")
+app.add_typer(pipelinejobs_app, name="pipelinejobs")
+app.command("serve")(serve)
 
 
 def _exit_code(code: object) -> int:

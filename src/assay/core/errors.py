@@ -438,3 +438,80 @@ class ResultNotFound(NotFound):
     """A compute job result index outside the job's result list."""
 
     code = "result_not_found"
+
+
+# -- pipelines and managed pipeline jobs (assay.pjobs) ---------------------------------------
+class InvalidPipelineRegistration(InvalidInput):
+    """A pipeline registration file that cannot be used (not JSON/YAML, missing id, ...)."""
+
+    code = "invalid_pipeline_registration"
+
+
+class PipelineNotFound(NotFound):
+    code = "pipeline_not_found"
+
+
+class PipelineJobNotFound(NotFound):
+    """No managed pipeline job with this uuid (or the job is of another kind)."""
+
+    code = "pipelinejob_not_found"
+
+
+class InvalidLinkage(InvalidInput):
+    """None, or more than one kind, of experiment/sample/measurement ids links the job."""
+
+    code = "invalid_linkage"
+
+
+class InvalidArchivePath(InvalidInput):
+    """An archive path outside the products root, or with a ``..`` component."""
+
+    code = "invalid_archive_path"
+
+
+class InvalidIndexRequest(InvalidInput):
+    """An index request whose pattern is not a valid regular expression (or is malformed)."""
+
+    code = "invalid_index_request"
+
+
+class InvalidEvent(InvalidInput):
+    """A webhook body that is not a JSON object or names an unknown event."""
+
+    code = "invalid_event"
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+
+
+class AuthenticationRequired(AssayError):
+    """No token where one is required (HTTP 401)."""
+
+    code = "authentication_required"
+    exit_code = 9
+
+
+class PermissionDenied(AssayError):
+    """A token that is wrong, forged, or not allowed to do this (HTTP 403)."""
+
+    code = "permission_denied"
+    exit_code = 9
+
+
+class UnsafeReset(Conflict):
+    """A reset that would delete files outside the job's own archive path."""
+
+    code = "unsafe_reset"
+
+
+class DeliveryConflict(Conflict):
+    """A webhook event id reused with another body, or one still being applied."""
+
+    code = "delivery_conflict"
+
+
+class IndexingFailed(AssayError):
+    """Indexing a job's archive failed; the job is FAILED with the reason."""
+
+    code = "indexing_failed"
