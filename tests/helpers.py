@@ -21,6 +21,7 @@ from assay.bundles import maintenance
 from assay.bundles.workspace import open_workspace
 from assay.catalog.schema import bundles, metadata
 from assay.core.records import GcReport
+from assay.store.packs import PackSet
 
 PYTHON = sys.executable
 #: An old, fixed modification time: files older than the stat cache's "racy" window.
@@ -71,7 +72,13 @@ def blob_files(home: Path) -> dict[str, Path]:
         for entry in shard.iterdir():
             if not _is_temp(entry.name):
                 found[shard.name + entry.name] = entry
-    return found
+    return packed_blobs(home) | found
+
+
+def packed_blobs(home: Path) -> dict[str, Path]:
+    """Every blob held in a pack file: ``{blob hash: pack path}``."""
+    packs = PackSet(store_root(home) / "packs")
+    return {h: packs.root / loc.pack for h, loc in packs.all_locations().items()}
 
 
 def temp_files(home: Path) -> list[Path]:

@@ -17,14 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assay.core.errors import PathNotFound, UnreadableFile
-from assay.core.hashing import LARGE_FILE_BYTES
+from assay.core.hashing import LARGE_FILE_BYTES, hash_bytes
 from assay.core.records import FileEntry
 from assay.store.blobstore import BlobStore
+from assay.store.fileops import read_source
 from assay.store.statcache import StatCache, cached_hash
 
 _BATCH = 64
 _WORKERS = 4
 _TREE_LOOKUP_MIN_FILES = 32
+#: An add of at least this many new small files packs them (fewer stay loose: a pack per
+#: one-file add would make many tiny packs; ``gc --repack`` packs loose ones later).
+PACK_MIN_FILES = 16
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -159,9 +163,17 @@ def ingest(
         if progress is not None:
             progress(done, total)
 
-    small = [f for f in todo if f.stat.st_size < LARGE_FILE_BYTES]
+    packable = [f for f in todo if f.stat.st_size < store.pack_threshold]
+    if len(packable) < PACK_MIN_FILES:
+        packable = []
+    packed_paths = {f.bundle_path for f in packable}
+    small = [
+        f for f in todo if f.stat.st_size < LARGE_FILE_BYTES and f.bundle_path not in packed_paths
+    ]
     large = [f for f in todo if f.stat.st_size >= LARGE_FILE_BYTES]
     try:
+        if packable:
+            _pack(store, packable, note)
         batches = [small[i : i + _BATCH] for i in range(0, len(small), _BATCH)]
         if len(batches) <= 1:
             for batch in batches:
@@ -176,3 +188,42 @@ def ingest(
         # Even when a later file fails, remember the hashes already computed.
         cache.record(fresh)
     return [results[f.bundle_path] for f in files]
+
+
+def _pack(
+    store: BlobStore,
+    files: list[SourceFile],
+    note: Callable[[list[SourceFile], list[FileEntry]], None],
+) -> None:
+    """Read and hash small files in threads; append new ones to this process's own pack from
+    this thread alone (large sequential writes); the pack's index is written before return."""
+    store.packs.refresh()
+
+    def read_batch(batch: list[SourceFile]) -> list[tuple[str, bytes | None]]:
+        out: list[tuple[str, bytes | None]] = []
+        for file in batch:
+            data = read_source(file.source, file.stat.st_size)
+            blob_hash = hash_bytes(data)
+            size = store.size_of(blob_hash, refresh_packs=False)
+            if size is not None and size != len(data):
+                store.drop_damaged_loose(blob_hash, len(data))
+            stored = size == len(data)
+            out.append((blob_hash, None if stored else data))
+        return out
+
+    writer = store.pack_writer()
+    batches = [files[i : i + _BATCH * 4] for i in range(0, len(files), _BATCH * 4)]
+    try:
+        with ThreadPoolExecutor(max_workers=min(_WORKERS, len(batches))) as pool:
+            for batch, read in zip(batches, pool.map(read_batch, batches), strict=True):
+                entries = []
+                for file, (blob_hash, data) in zip(batch, read, strict=True):
+                    if data is not None:
+                        writer.add(blob_hash, data)
+                    entries.append(FileEntry(file.bundle_path, blob_hash, file.stat.st_size))
+                writer.flush()  # one large write per batch, before progress is reported
+                note(batch, entries)
+        writer.finish()
+    except BaseException:
+        writer.abandon()
+        raise

@@ -20,6 +20,7 @@ from assay.bundles.workspace import Workspace
 from assay.catalog import queries, remote_queries
 from assay.core.errors import GcRefused
 from assay.core.records import GcReport, RepairReport, VerifyProblem
+from assay.store import packing
 from assay.store.blobstore import BlobInfo
 
 #: Unreferenced blobs younger than this are kept unless ``force`` (as git keeps young
@@ -105,6 +106,7 @@ def gc(
     *,
     force: bool = False,
     dry_run: bool = False,
+    repack: bool = False,
 ) -> GcReport:
     """Remove blobs no bundle references, temp files of killed writes, and stale views.
 
@@ -115,10 +117,15 @@ def gc(
     what would go (it does not refuse: the caller sees the counts).
     """
     with workspace.collecting():
-        return _collect(workspace, grace_seconds, force, dry_run)
+        if not dry_run:
+            # Killed writers' packs: trim their partial tails and index them first.
+            workspace.store.packs.trim_unfinished()
+        return _collect(workspace, grace_seconds, force, dry_run, repack)
 
 
-def _collect(workspace: Workspace, grace_seconds: float, force: bool, dry_run: bool) -> GcReport:
+def _collect(
+    workspace: Workspace, grace_seconds: float, force: bool, dry_run: bool, repack: bool
+) -> GcReport:
     now = time.time()
     with workspace.read() as conn:
         referenced = queries.referenced_blobs(conn)
@@ -139,8 +146,8 @@ def _collect(workspace: Workspace, grace_seconds: float, force: bool, dry_run: b
             {"would_remove": len(doomed), "blobs_total": len(blobs)},
         )
     if not dry_run:
-        for blob in doomed:
-            workspace.store.remove(blob.blob_hash)
+        workspace.store.remove_many(b.blob_hash for b in doomed)
+        packing.tidy(workspace.store, repack=repack)
     temps = [str(path) for path, _mtime in workspace.store.iter_temp_files()]
     if not dry_run:
         for path in temps:

@@ -111,7 +111,11 @@ def open_workspace(settings: Settings | None = None) -> Workspace:
                 workspace.close()
             settings.home.mkdir(parents=True, exist_ok=True)
             engine = create_catalog_engine(settings.catalog_url)
-            workspace = Workspace(settings, engine, BlobStore(settings.store_root, settings.fsync))
+            workspace = Workspace(
+                settings,
+                engine,
+                BlobStore(settings.store_root, settings.fsync, settings.pack_threshold),
+            )
             _workspaces[key] = workspace
         return workspace
 

@@ -180,6 +180,10 @@ def gc(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")
     ] = False,
+    repack: Annotated[
+        bool,
+        typer.Option("--repack", help="Also move loose small blobs into pack files."),
+    ] = False,
     context: ContextOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -194,7 +198,7 @@ def gc(
     if context is not None:
         with workspace.read() as conn:
             operations.require_context(conn, context)
-    report = maintenance.gc(workspace, grace, force=force, dry_run=dry_run)
+    report = maintenance.gc(workspace, grace, force=force, dry_run=dry_run, repack=repack)
     refuse = dry_run and not force and 2 * len(report.blobs) > report.blobs_total
     out.emit(_gc_payload(report, refuse), lambda console: _gc_text(console, report, grace, refuse))
 

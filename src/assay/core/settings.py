@@ -7,6 +7,7 @@
 | ``ASSAY_MAX_UNCOMMITTED`` | ``10`` | uncommitted versions kept per bundle name |
 | ``ASSAY_LINK_TYPE`` | ``reflink,copy`` | how bundle views are made from blobs |
 | ``ASSAY_FSYNC`` | ``0`` | ``1``: fsync blobs before their catalog rows commit |
+| ``ASSAY_PACK_THRESHOLD`` | ``65536`` | blobs smaller than this (bytes) go into pack files; 0: never |
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Settings:
     max_uncommitted: int = 10
     link_types: tuple[str, ...] = ("reflink", "copy")
     fsync: bool = False
+    pack_threshold: int = 65536
 
     @property
     def store_root(self) -> Path:
@@ -80,4 +82,5 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         max_uncommitted=_int_env("ASSAY_MAX_UNCOMMITTED", 10, 1),
         link_types=link_types or ("copy",),
         fsync=os.environ.get("ASSAY_FSYNC", "0") not in ("", "0", "false", "no"),
+        pack_threshold=_int_env("ASSAY_PACK_THRESHOLD", 65536, 0),
     )

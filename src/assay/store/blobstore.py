@@ -36,6 +36,9 @@ from assay.core.errors import (
     UnreadableFile,
 )
 from assay.core.hashing import LARGE_FILE_BYTES, hash_bytes, hash_file
+from assay.store.fileops import read_source as _read_source
+from assay.store.fileops import try_link as _try_link
+from assay.store.packs import PackSet, PackWriter
 
 _FICLONE = 0x40049409  # ioctl number of Linux's FICLONE (reflink a whole file)
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -66,8 +69,11 @@ def storage_error(exc: OSError, what: str) -> StorageError | StorageFull:
 class BlobStore:
     """Blobs addressed by their BLAKE3 hash under ``root``."""
 
-    def __init__(self, root: Path, fsync: bool = False) -> None:
+    def __init__(self, root: Path, fsync: bool = False, pack_threshold: int = 65536) -> None:
         self.root = root
+        #: Blobs smaller than this are appended to pack files by bulk adds (0: never).
+        self.pack_threshold = pack_threshold
+        self.packs = PackSet(root / "packs")
         self.objects = root / "objects"
         self._objects = str(self.objects)
         self.tmp = root / "tmp"
@@ -80,14 +86,17 @@ class BlobStore:
         return self.objects / blob_hash[:2] / blob_hash[2:]
 
     def has(self, blob_hash: str) -> bool:
-        return os.path.exists(f"{self._objects}/{blob_hash[:2]}/{blob_hash[2:]}")
+        if os.path.exists(f"{self._objects}/{blob_hash[:2]}/{blob_hash[2:]}"):
+            return True
+        return self.packs.locate(blob_hash) is not None
 
-    def size_of(self, blob_hash: str) -> int | None:
-        """The stored blob's size (one ``stat``), or None when it is not stored."""
+    def size_of(self, blob_hash: str, refresh_packs: bool = True) -> int | None:
+        """The stored blob's size (one ``stat``, or its pack entry), or None when absent."""
         try:
             return os.stat(f"{self._objects}/{blob_hash[:2]}/{blob_hash[2:]}").st_size
         except FileNotFoundError:
-            return None
+            location = self.packs.locate(blob_hash, refresh_packs)
+            return None if location is None else location.length
 
     def intact_sizes(self, expected: dict[str, int]) -> set[str]:
         """Which blobs of ``{hash: size}`` are stored with that size (one ``stat`` each).
@@ -95,8 +104,9 @@ class BlobStore:
         A stored blob of another size is damaged: callers store it again from its source.
         Many blobs are stat-ed relative to their shard's descriptor (no path walk each).
         """
+        self.packs.refresh()
         if len(expected) < 512:
-            return {h for h, size in expected.items() if self.size_of(h) == size}
+            return {h for h, size in expected.items() if self.size_of(h, False) == size}
         by_shard: dict[str, list[tuple[str, int]]] = {}
         for blob_hash, size in expected.items():
             by_shard.setdefault(blob_hash[:2], []).append((blob_hash, size))
@@ -115,6 +125,10 @@ class BlobStore:
                         continue
             finally:
                 os.close(fd)
+        for blob_hash, size in expected.items():
+            location = self.packs.locate(blob_hash, refresh=False)
+            if location is not None and location.length == size:
+                found.add(blob_hash)
         return found
 
     def has_any_blob(self) -> bool:
@@ -125,8 +139,11 @@ class BlobStore:
         """Which of ``blob_hashes`` are stored: one directory listing per shard, not a stat
         per blob, when there are many."""
         wanted = set(blob_hashes)
+        self.packs.refresh()
+        packed = {h for h in wanted if self.packs.locate(h, refresh=False) is not None}
+        wanted -= packed
         if len(wanted) < 512:
-            return {h for h in wanted if self.has(h)}
+            return packed | {h for h in wanted if self.has(h)}
         by_shard: dict[str, list[str]] = {}
         for blob_hash in wanted:
             by_shard.setdefault(blob_hash[:2], []).append(blob_hash)
@@ -137,7 +154,7 @@ class BlobStore:
             except FileNotFoundError:
                 continue
             found.update(h for h in hashes if h[2:] in names)
-        return found
+        return found | packed
 
     def _temp_path(self, blob_hash: str | None = None) -> Path:
         """A unique temp name: next to the final place when the hash is known (same-directory
@@ -279,12 +296,19 @@ class BlobStore:
         return True
 
     # -- reading ------------------------------------------------------------------------------
+    def _read_packed(self, blob_hash: str) -> bytes | None:
+        location = self.packs.locate(blob_hash)
+        return None if location is None else self.packs.read(location)
+
     def read_verified(self, blob_hash: str) -> bytes:
         path = self.path_for(blob_hash)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise BlobMissing(f"blob {blob_hash} is missing from the store") from None
+            packed = self._read_packed(blob_hash)
+            if packed is None:
+                raise BlobMissing(f"blob {blob_hash} is missing from the store") from None
+            data = packed
         if hash_bytes(data) != blob_hash:
             raise BlobCorrupted(f"blob {blob_hash} is corrupted (its content no longer matches)")
         return data
@@ -295,8 +319,27 @@ class BlobStore:
         try:
             actual = hash_file(path)
         except FileNotFoundError:
-            return "missing"
+            packed = self._read_packed(blob_hash)
+            if packed is None:
+                return "missing"
+            actual = hash_bytes(packed)
         return None if actual == blob_hash else "corrupted"
+
+    @contextlib.contextmanager
+    def local_file(self, blob_hash: str) -> Iterator[Path]:
+        """A file holding the blob's bytes: the loose blob itself, or (for a packed blob) a
+        temp copy under ``tmp/``, removed afterwards. Not verified here."""
+        path = self.path_for(blob_hash)
+        data = None if path.exists() else self._read_packed(blob_hash)
+        if data is None:
+            yield path
+            return
+        temp = self._temp_path()
+        try:
+            temp.write_bytes(data)
+            yield temp
+        finally:
+            _remove_quietly(temp)
 
     def materialize(self, blob_hash: str, dest: Path, link_types: tuple[str, ...]) -> None:
         """Make ``dest`` hold the blob's bytes, verifying them; never leaves a wrong ``dest``.
@@ -305,6 +348,9 @@ class BlobStore:
         write through it would change the blob: opt-in only), ``copy`` copies.
         """
         source = self.path_for(blob_hash)
+        if not source.exists() and self.packs.locate(blob_hash) is not None:
+            self._materialize_packed(blob_hash, dest)
+            return
         if not source.exists():
             if self.is_quarantined(blob_hash):
                 raise BlobCorrupted(
@@ -338,8 +384,53 @@ class BlobStore:
             _remove_quietly(temp)
             raise
 
+    def _materialize_packed(self, blob_hash: str, dest: Path) -> None:
+        data = self.read_verified(blob_hash)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _READ_ONLY)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(temp, dest)
+        except OSError as exc:
+            _remove_quietly(temp)
+            raise storage_error(exc, f"materialising {dest}") from None
+
+    # -- packing ------------------------------------------------------------------------------
+    def pack_writer(self) -> PackWriter:
+        """A writer of this process's own pack; call ``finish()`` before committing rows.
+        Hold ``writing()`` while it is open, so ``gc`` leaves its unfinished pack alone."""
+        return PackWriter(self.packs, self.fsync)
+
+    def drop_damaged_loose(self, blob_hash: str, size: int) -> None:
+        """Unlink a loose blob whose size is not ``size`` (damaged: a blob's size is fixed by
+        its hash), so the intact copy about to be packed is the one read."""
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(self.path_for(blob_hash)).st_size != size:
+                os.unlink(self.path_for(blob_hash))
+
     # -- housekeeping -------------------------------------------------------------------------
     def iter_blobs(self) -> Iterator[BlobInfo]:
+        """Every stored blob once: loose ones, then packed ones not also loose."""
+        loose: set[str] = set()
+        for blob in self.iter_loose():
+            loose.add(blob.blob_hash)
+            yield blob
+        mtimes: dict[str, float] = {}
+        for blob_hash, location in sorted(self.packs.all_locations().items()):
+            if blob_hash in loose:
+                continue
+            if location.pack not in mtimes:
+                mtimes[location.pack] = self.packs.mtime(location.pack)
+            path = self.packs.root / location.pack
+            yield BlobInfo(blob_hash, path, location.length, mtimes[location.pack])
+
+    def iter_loose(self) -> Iterator[BlobInfo]:
         if not self.objects.exists():
             return
         for shard in os.scandir(self.objects):
@@ -366,7 +457,16 @@ class BlobStore:
                     yield Path(entry.path), entry.stat().st_mtime
 
     def remove(self, blob_hash: str) -> None:
-        _remove_quietly(self.path_for(blob_hash))
+        """Remove the loose blob and mark its pack entries dead (``gc`` repacks later)."""
+        self.remove_many([blob_hash])
+
+    def remove_many(self, blob_hashes: Iterable[str]) -> None:
+        """``remove`` for many blobs, with one append to the packs' dead list."""
+        dead: list[tuple[str, str]] = []
+        for blob_hash in blob_hashes:
+            _remove_quietly(self.path_for(blob_hash))
+            dead.extend((name, blob_hash) for name in self.packs.packs_holding(blob_hash))
+        self.packs.mark_dead(dead)
 
     # -- quarantine ---------------------------------------------------------------------------
     def quarantine(self, blob_hash: str) -> Path | None:
@@ -382,7 +482,12 @@ class BlobStore:
         try:
             os.rename(self.path_for(blob_hash), target)
         except FileNotFoundError:
-            return None
+            location = self.packs.locate(blob_hash)
+            if location is None:
+                return None
+            # Only this blob's entry goes: the rest of the pack stays readable.
+            target.write_bytes(self.packs.read(location))
+            self.packs.mark_dead([(location.pack, blob_hash)])
         return target
 
     def is_quarantined(self, blob_hash: str) -> bool:
@@ -393,46 +498,6 @@ class BlobStore:
         if not self.quarantine_root.exists():
             return []
         return sorted(Path(e.path) for e in os.scandir(self.quarantine_root) if e.is_file())
-
-
-def _try_link(link_type: str, source: Path, temp: Path) -> bool:
-    if link_type == "hardlink":
-        try:
-            os.link(source, temp)
-        except OSError:
-            return False
-        return True
-    if link_type == "reflink":
-        return _reflink(source, temp)
-    return False
-
-
-def _reflink(source: Path, temp: Path) -> bool:
-    try:
-        with open(source, "rb") as src, open(temp, "wb") as dst:
-            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
-    except OSError:
-        _remove_quietly(temp)
-        return False
-    return True
-
-
-def _read_source(source: Path | str, size: int) -> bytes:
-    """The whole (small) file, with plain system calls: ``open()``'s buffered reader adds an
-    ioctl, an lseek and an fstat per file, which add up over 10,000 files."""
-    try:
-        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            chunks = [os.read(fd, size + 1)]
-            # A short read of a regular file means end of file; a full one means it grew
-            # since it was stat-ed: read on to the end.
-            while len(chunks[-1]) > (size if len(chunks) == 1 else 0):
-                chunks.append(os.read(fd, 1 << 20))
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise UnreadableFile(f"cannot read {source}: {exc.strerror}") from None
-    return b"".join(chunks)
 
 
 def _remove_quietly(path: Path) -> None:

@@ -224,7 +224,10 @@ class RemoteStore:
         meter = _Meter(total, progress)
 
         def upload(blob_hash: str) -> None:
-            path = store.path_for(blob_hash)
+            with store.local_file(blob_hash) as path:
+                upload_file(blob_hash, path)
+
+        def upload_file(blob_hash: str, path: Path) -> None:
             size = blobs[blob_hash]
 
             def check(sent_digest: str | None) -> None:  # before the object is visible
