@@ -143,6 +143,30 @@ def _cp(dataset: Dataset, scratch: Path) -> Outcome:
     return Outcome({"cp": seconds}, {"stored_bytes": tree_bytes(target)})
 
 
+def _pack_floor(dataset: Dataset, scratch: Path) -> Outcome:
+    """The one-pack-file floor: one Python thread reads every file and appends its bytes to a
+    single file in 8 MiB writes (no hashing, no index): what packing cannot beat."""
+    target = scratch / "one.pack"
+    settle()
+    start = time.perf_counter()
+    with open(target, "wb", buffering=0) as out:
+        buffer = bytearray()
+        for root, _dirs, files in os.walk(dataset.path):
+            for name in sorted(files):
+                fd = os.open(os.path.join(root, name), os.O_RDONLY)
+                try:
+                    buffer += os.read(fd, 1 << 30)
+                finally:
+                    os.close(fd)
+                if len(buffer) >= 8 << 20:
+                    out.write(buffer)
+                    buffer = bytearray()
+        out.write(buffer)
+    return Outcome(
+        {"pack_floor": time.perf_counter() - start}, {"stored_bytes": tree_bytes(target)}
+    )
+
+
 def _disdat_step(python: Path) -> Step:
     def run(dataset: Dataset, scratch: Path) -> Outcome:
         home = scratch / "home"
@@ -228,6 +252,7 @@ def data_steps(tools: Tools) -> list[Step]:
         _blake3_step("blake3_1thread", 1),
         _blake3_step("blake3_threaded", blake3.blake3.AUTO),
         Step("cp", ("cp",), _cp),
+        Step("pack_floor", ("pack_floor",), _pack_floor),
     ]
     if tools.disdat_python is None:
         steps.append(_unavailable("disdat_add", ("disdat_add",), tools.missing["disdat"]))

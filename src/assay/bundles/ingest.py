@@ -198,13 +198,19 @@ def _pack(
     """Read and hash small files in threads; append new ones to this process's own pack from
     this thread alone (large sequential writes); the pack's index is written before return."""
     store.packs.refresh()
+    # A stat per new file costs more than reading it: look only in shards that exist.
+    shards = store.loose_shards()
 
     def read_batch(batch: list[SourceFile]) -> list[tuple[str, bytes | None]]:
         out: list[tuple[str, bytes | None]] = []
         for file in batch:
             data = read_source(file.source, file.stat.st_size)
             blob_hash = hash_bytes(data)
-            size = store.size_of(blob_hash, refresh_packs=False)
+            if blob_hash[:2] in shards:
+                size = store.size_of(blob_hash, refresh_packs=False)
+            else:
+                location = store.packs.locate(blob_hash, refresh=False)
+                size = None if location is None else location.length
             if size is not None and size != len(data):
                 store.drop_damaged_loose(blob_hash, len(data))
             stored = size == len(data)

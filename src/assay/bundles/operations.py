@@ -34,6 +34,7 @@ from assay.core.errors import (
     NotLocalized,
     UnpushedBundles,
 )
+from assay.core.gcpause import without_gc
 from assay.core.hashing import tree_hash
 from assay.core.names import bundle_tags, check_bundle_name, check_context_name
 from assay.core.records import BundleRecord, ContextInfo, Dependency, FileEntry
@@ -118,6 +119,7 @@ def delete_context(workspace: Workspace, name: str, force: bool = False) -> int:
 
 
 # -- creating bundles -----------------------------------------------------------------------
+@without_gc
 def create_bundle(
     workspace: Workspace,
     context: str,

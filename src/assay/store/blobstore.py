@@ -407,6 +407,13 @@ class BlobStore:
         Hold ``writing()`` while it is open, so ``gc`` leaves its unfinished pack alone."""
         return PackWriter(self.packs, self.fsync)
 
+    def loose_shards(self) -> set[str]:
+        """The shard folders that exist (a blob in another shard is not stored loose)."""
+        try:
+            return {name for name in os.listdir(self.objects) if len(name) == 2}
+        except FileNotFoundError:
+            return set()
+
     def drop_damaged_loose(self, blob_hash: str, size: int) -> None:
         """Unlink a loose blob whose size is not ``size`` (damaged: a blob's size is fixed by
         its hash), so the intact copy about to be packed is the one read."""
