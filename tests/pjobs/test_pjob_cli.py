@@ -113,12 +113,14 @@ def test_cli_errors_are_one_line_and_change_nothing(assay_home: Path, tmp_path: 
 
 def test_the_command_line_registers_the_machine() -> None:
     """``assay jobs fsm --kind pipelinejob`` and ``assay jobs events`` look the machine up in
-    the registry: importing the command line must register it (a fresh interpreter proves it)."""
+    the registry: loading the (lazily imported) ``jobs`` command must register it (a fresh
+    interpreter proves it)."""
     from helpers import run_python
 
     done = run_python(
         """
-        import assay.cli.main
+        from assay.cli import lazy
+        lazy.load("jobs")
         from assay.jobs.fsm import machine_for
         print(machine_for("pipelinejob").initial)
         """

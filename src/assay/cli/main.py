@@ -31,21 +31,8 @@ from typer._click import Context as ClickContext  # the Context type TyperGroup.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from assay.cli import browse, bundles, doctor, integrity, lineage
-from assay.cli import compute as compute_cli
-from assay.cli.contexts import context_app
-from assay.cli.jobs import env_app, jobs_app
+from assay.cli import lazy
 from assay.cli.output import report_error
-from assay.cli.pipelinejobs import pipelinejobs_app, pipelines_app
-from assay.cli.pipelines import apply as apply_command
-from assay.cli.remotes import delocalize as delocalize_command
-from assay.cli.remotes import localize as localize_command
-from assay.cli.remotes import pull as pull_command
-from assay.cli.remotes import push as push_command
-from assay.cli.remotes import remote_app
-from assay.cli.serve import serve
-from assay.cli.services import init_app, questions_app
-from assay.cli.services import run as run_service
 from assay.cli.session import JsonOption, Session, session
 from assay.core.errors import AssayError
 
@@ -77,7 +64,31 @@ def report_usage_error(error: UsageError, as_json: bool) -> None:
 
 
 class AssayGroup(TyperGroup):
-    """The root group: every error from any command ends here as one line and an exit code."""
+    """The root group: every error from any command ends here as one line and an exit code.
+
+    Its commands are loaded on first use (``cli/lazy.py``); listing them for help only names
+    them, so ``assay --help`` imports no command module.
+    """
+
+    _listing = False
+
+    def list_commands(self, ctx: ClickContext) -> list[str]:
+        return [*super().list_commands(ctx), *(c.name for c in lazy.COMMANDS)]
+
+    def get_command(self, ctx: ClickContext, cmd_name: str) -> Any:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            return found
+        if self._listing:
+            return lazy.placeholder(cmd_name)
+        return lazy.load(cmd_name)
+
+    def format_help(self, ctx: ClickContext, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
     def make_context(
         self,
@@ -165,37 +176,6 @@ def _root(
     json_output: JsonOption = False,
 ) -> None:
     session(ctx)
-
-
-app.add_typer(context_app, name="context")
-app.command("add")(bundles.add)
-app.command("ls")(browse.ls)
-app.command("cat")(browse.cat)
-app.command("show")(browse.show)
-app.command("commit")(bundles.commit)
-app.command("rm")(bundles.rm)
-app.command("search")(browse.search)
-app.command("lineage")(lineage.lineage)
-app.command("verify")(integrity.verify)
-app.command("gc")(integrity.gc)
-app.command("doctor")(doctor.doctor)
-app.add_typer(remote_app, name="remote")
-app.command("push")(push_command)
-app.command("pull")(pull_command)
-app.command("localize")(localize_command)
-app.command("delocalize")(delocalize_command)
-app.add_typer(init_app, name="init")
-app.command("run")(run_service)
-app.add_typer(questions_app, name="questions")
-app.command("apply")(apply_command)
-app.add_typer(jobs_app, name="jobs")
-app.add_typer(env_app, name="env")
-compute_cli.register_jobs(jobs_app)  # assay jobs start | results | get
-app.command("publish")(compute_cli.publish)
-app.add_typer(compute_cli.services_app, name="services")
-app.add_typer(pipelines_app, name="pipelines")
-app.add_typer(pipelinejobs_app, name="pipelinejobs")
-app.command("serve")(serve)
 
 
 def _exit_code(code: object) -> int:

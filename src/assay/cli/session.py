@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 
-from assay import api
 from assay.core.errors import NoCurrentContext
 from assay.core.names import parse_tag_options
 
@@ -83,6 +82,8 @@ def require_context(name: str | None) -> str:
     """
     if name is not None:
         return name
+    from assay import api  # here, not at the top: ``assay --help`` imports no catalog
+
     current = api.current_context()
     if current is not None:
         return current

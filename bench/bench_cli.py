@@ -1,0 +1,140 @@
+"""CLI latency: ``assay --help``, ``--version``, ``ls`` and ``search --tag`` at 1,000 bundles.
+
+Run with Assay's interpreter::
+
+    .venv/bin/python bench/bench_cli.py            # 1,000 bundles, best of 5
+    .venv/bin/python bench/bench_cli.py --quick    # 200 bundles, best of 3
+
+Each figure is the wall clock of a fresh process (start-up included), best of N, next to
+references measured in the same run: ``python -c pass`` (the interpreter's floor), ``git
+--version`` and, when the ingest benchmark's DVC venv exists, ``dvc --version``. Results go to
+``bench/results/cli.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import peers
+from ingestbench.machine import load_average
+
+BENCH_DIR = Path(__file__).resolve().parent
+WORK_DIR = BENCH_DIR / ".work" / "cli"
+RESULTS_DIR = BENCH_DIR / "results"
+ASSAY = str(Path(sys.executable).with_name("assay"))
+TARGETS = {"assay_help": 0.15, "assay_ls": 0.3, "assay_search_tag": 0.3}
+
+
+def _populate(home: Path, count: int) -> None:
+    """``count`` bundles (one small file each, tags) in context ``bench``; reused if present."""
+    marker = home / f".populated-{count}"
+    if marker.exists():
+        return
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    script = f"""
+import os, sys
+from pathlib import Path
+from assay import api
+api.context("bench")
+api.switch("bench")
+src = Path({str(home)!r}) / "src"
+src.mkdir()
+for i in range({count}):
+    f = src / f"b{{i}}.txt"
+    f.write_text(str(i))
+    api.add("bench", f"bundle-{{i:04}}", str(f), tags={{"team": f"t{{i % 10}}", "n": str(i)}})
+"""
+    env = {**os.environ, "ASSAY_HOME": str(home)}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True)
+    marker.touch()
+
+
+def _time(command: list[str], env: dict[str, str], tries: int) -> dict[str, Any]:
+    seconds: list[float] = []
+    for _ in range(tries):
+        start = time.perf_counter()
+        result = subprocess.run(command, env=env, capture_output=True, check=False)
+        seconds.append(time.perf_counter() - start)
+        if result.returncode != 0:
+            return {"error": result.stderr.decode(errors="replace").strip()[-300:]}
+    return {"seconds": min(seconds), "median_seconds": statistics.median(seconds)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Assay CLI latency benchmark")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    count, tries = (200, 3) if args.quick else (1000, 5)
+    home = WORK_DIR / f"home-{count}"
+    _populate(home, count)
+    env = {**os.environ, "ASSAY_HOME": str(home)}
+    dvc = peers.PEERS["dvc"].venv / "bin" / "dvc"
+    commands: dict[str, list[str]] = {
+        "python_pass": [sys.executable, "-c", "pass"],
+        "git_version": ["git", "--version"],
+        "assay_help": [ASSAY, "--help"],
+        "assay_version": [ASSAY, "--version"],
+        "assay_ls": [ASSAY, "ls"],
+        "assay_search_tag": [ASSAY, "search", "--tag", "team=t3"],
+    }
+    if dvc.exists():
+        commands["dvc_version"] = [str(dvc), "--version"]
+    load_before = load_average()
+    results = {name: _time(command, env, tries) for name, command in commands.items()}
+    floor = results["python_pass"].get("seconds")
+    for name, row in results.items():
+        if "seconds" in row and floor:
+            row["minus_python_start"] = row["seconds"] - floor
+        if name in TARGETS and "seconds" in row:
+            row["target_seconds"] = TARGETS[name]
+            row["met"] = row["seconds"] < TARGETS[name]
+    record = {
+        "benchmark": "cli",
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "bundles": count,
+        "tries": tries,
+        "statistic": "best of N wall-clock seconds of a fresh process (median kept too)",
+        "load_average": {"before": load_before, "after": load_average()},
+        "results": results,
+    }
+    lines = [
+        f"CLI benchmark ({record['generated_at']}): {count} bundles, best of {tries} fresh "
+        f"processes. Load average (1 min) before / after: {load_before} / "
+        f"{record['load_average']['after']} on {os.cpu_count()} CPUs.",
+        "",
+        "| command | best s | median s | minus `python -c pass` | target | met |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for name, row in results.items():
+        if "seconds" not in row:
+            lines.append(f"| {name} | {row['error']} | | | | |")
+            continue
+        target = row.get("target_seconds")
+        met = {True: "yes", False: "NO"}.get(row.get("met"), "-")  # type: ignore[arg-type]
+        lines.append(
+            f"| {name} | {row['seconds']:.3f} | {row['median_seconds']:.3f} | "
+            f"{row.get('minus_python_start', 0):.3f} | {'-' if target is None else target} | "
+            f"{met} |"
+        )
+    text = "\n".join(lines) + "\n"
+    if not args.quick:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        (RESULTS_DIR / "cli.json").write_text(json.dumps(record, indent=2) + "\n")
+        (RESULTS_DIR / "cli.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
