@@ -151,7 +151,11 @@ def _pack_floor(dataset: Dataset, scratch: Path) -> Outcome:
     start = time.perf_counter()
     with open(target, "wb", buffering=0) as out:
         buffer = bytearray()
-        for root, _dirs, files in os.walk(dataset.path):
+        if dataset.path.is_file():
+            walked = [(str(dataset.path.parent), [], [dataset.path.name])]
+        else:
+            walked = list(os.walk(dataset.path))
+        for root, _dirs, files in walked:
             for name in sorted(files):
                 fd = os.open(os.path.join(root, name), os.O_RDONLY)
                 try:
