@@ -11,6 +11,7 @@
 | 6 | unavailable (catalog or storage cannot be reached or used) |
 | 7 | a missing optional extra |
 | 8 | a question to a service failed (the app raised, crashed, hung, timed out, was cancelled) |
+| 9 | not allowed (a missing, expired or revoked token; a token without the scope needed) |
 | 70 | internal error (a bug: please report it; ``ASSAY_DEBUG=1`` shows the traceback) |
 | 130 | interrupted |
 """
@@ -39,6 +40,7 @@ from assay.cli.remotes import remote_app
 from assay.cli.services import init_app, questions_app
 from assay.cli.services import run as run_service
 from assay.cli.session import JsonOption, Session, session
+from assay.cli.tokens import tokens_app
 from assay.core.errors import AssayError
 
 INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE
@@ -137,6 +139,7 @@ app.command("delocalize")(delocalize_command)
 app.add_typer(init_app, name="init")
 app.command("run")(run_service)
 app.add_typer(questions_app, name="questions")
+app.add_typer(tokens_app, name="tokens")
 
 
 def _exit_code(code: object) -> int:

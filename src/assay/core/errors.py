@@ -283,3 +283,38 @@ class RemoteAccessDenied(Unavailable):
     """The remote refused the credentials (or their permissions)."""
 
     code = "remote_access_denied"
+
+
+# -- API tokens and access (assay.auth, the server) -----------------------------------------
+class Unauthorized(AssayError):
+    """No usable credentials: a missing, malformed, unknown, expired or revoked token (401)."""
+
+    code = "unauthorized"
+    exit_code = 9
+
+
+class TokenInvalid(Unauthorized):
+    code = "token_invalid"
+
+
+class TokenExpired(Unauthorized):
+    code = "token_expired"
+
+
+class TokenRevoked(Unauthorized):
+    code = "token_revoked"
+
+
+class Forbidden(AssayError):
+    """Valid credentials that do not allow this action (403)."""
+
+    code = "forbidden"
+    exit_code = 9
+
+
+class InsufficientScope(Forbidden):
+    code = "insufficient_scope"
+
+
+class TokenNotFound(NotFound):
+    code = "token_not_found"
