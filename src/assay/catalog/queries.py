@@ -275,6 +275,16 @@ def bundle_files_of(conn: Connection, uuid: str) -> list[FileEntry]:
     return [FileEntry(r.path, r.blob_hash, r.size) for r in rows]
 
 
+def bundle_file(conn: Connection, uuid: str, path: str) -> FileEntry | None:
+    """One file of a bundle by its path (a primary-key read)."""
+    row = conn.execute(
+        select(bundle_files.c.path, bundle_files.c.blob_hash, bundle_files.c.size).where(
+            bundle_files.c.bundle_uuid == uuid, bundle_files.c.path == path
+        )
+    ).first()
+    return FileEntry(row.path, row.blob_hash, row.size) if row is not None else None
+
+
 def dependents_of(conn: Connection, uuids: Sequence[str]) -> list[BundleRecord]:
     """Bundles outside ``uuids`` that link to any of ``uuids``."""
     found: dict[str, Any] = {}

@@ -365,3 +365,9 @@ class InsufficientScope(Forbidden):
 
 class TokenNotFound(NotFound):
     code = "token_not_found"
+
+
+class PayloadTooLarge(InvalidInput):
+    """A request body over the server's limit (413)."""
+
+    code = "payload_too_large"
