@@ -60,3 +60,16 @@ def test_bad_create_options_fail_cleanly_and_store_nothing(
 
 def test_revoking_an_unknown_token_exits_3(sqlite_home: Path) -> None:
     expect_error(invoke("tokens", "revoke", "0123456789ab"), 3, "no token")
+
+
+def test_serve_without_auth_is_refused_off_loopback(sqlite_home: Path) -> None:
+    expect_error(invoke("serve", "--host", "0.0.0.0", "--insecure-no-auth"), 2, "refused for")
+    expect_error(invoke("serve", "--host", "::", "--insecure-no-auth"), 2, "refused for")
+
+
+def test_a_first_admin_token_is_made_once(sqlite_home: Path) -> None:
+    made = tokens.first_admin_token("ada")
+    assert made is not None and tokens.authenticate(made[1], "admin").owner == "ada"
+    assert tokens.first_admin_token("ada") is None
+    tokens.revoke_token(made[0].token_id)
+    assert tokens.first_admin_token("ada") is not None

@@ -66,7 +66,14 @@ def running_server(
     listener.listen(128)
     port = listener.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "assay.server.api_app", "--fd", str(listener.fileno()), *extra_args],
+        [
+            sys.executable,
+            "-m",
+            "assay.server.serve_fd",
+            "--fd",
+            str(listener.fileno()),
+            *extra_args,
+        ],
         env=server_env(home, catalog_url),
         pass_fds=[listener.fileno()],
     )

@@ -100,7 +100,7 @@ def test_no_auth_is_refused_off_loopback(api: ApiServer) -> None:
         [
             sys.executable,
             "-m",
-            "assay.server.api_app",
+            "assay.server.serve_fd",
             "--host",
             "0.0.0.0",
             "--port",

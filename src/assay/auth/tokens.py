@@ -171,6 +171,25 @@ def revoke_token(token_id: str, *, workspace: Workspace | None = None) -> TokenR
     return _record(row)
 
 
+def first_admin_token(
+    owner: str, *, workspace: Workspace | None = None
+) -> tuple[TokenRecord, str] | None:
+    """A new 90-day admin token for ``owner`` when no active admin token exists (a fresh
+    server's first token, printed once by ``assay serve``); None otherwise."""
+    workspace = workspace or open_workspace()
+    now = time.time()
+    for record in list_tokens(workspace=workspace):
+        if "admin" in record.scopes and (record.expires is None or record.expires > now):
+            return None
+    return create_token(
+        owner,
+        ["admin"],
+        name="first admin token (assay serve)",
+        expires_in_s=90 * 86400.0,
+        workspace=workspace,
+    )
+
+
 def authenticate(
     token: str | None, scope: str = "read", *, workspace: Workspace | None = None
 ) -> TokenRecord:

@@ -225,6 +225,51 @@ job_events = Table(
     Column("payload", Text, nullable=False, default="{}"),  # JSON
 )
 
+# -- pipelines and managed pipeline jobs (migration 0006) -------------------------------------
+# A registered pipeline: ``uuid`` is UUID5 of its ``pipeline_id``; ``document`` is the whole
+# registration (JSON: name, version, description, accepts, agent, ...).
+pipelines = Table(
+    "pipelines",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("pipeline_id", String(256), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("document", Text, nullable=False),  # JSON
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    UniqueConstraint("pipeline_id", name="uq_pipelines_pipeline_id"),
+)
+
+# The side table of a managed pipeline job (kind "pipelinejob" in ``jobs``): what the job layer
+# does not know. ``archive_path`` is the logical path (``/products/v2/...``), unique so two jobs
+# never share a directory; ``deleted`` hides a job (admin ``delete``) without touching files.
+pipelinejobs = Table(
+    "pipelinejobs",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("pipeline_uuid", String(36), nullable=False),
+    Column("archive_path", String(1024), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Index("ix_pipelinejobs_pipeline", "pipeline_uuid"),
+    UniqueConstraint("archive_path", name="uq_pipelinejobs_archive_path"),
+)
+
+# Webhook deliveries with an event id: a replay (same id, same body) is applied once.
+# ``status`` is "claimed" while the event is being applied, "applied" once it is (``seq`` is
+# the job event it produced).
+pipelinejob_deliveries = Table(
+    "pipelinejob_deliveries",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("body_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("seq", Integer, nullable=True),
+    Column("at", Float, nullable=False),
+)
+
 # -- API tokens (migration 0009) ----------------------------------------------------------------
 # A bearer token is ``assay_<token_id>_<secret>``; only the SHA-256 of the whole token is kept.
 # ``scopes`` is a comma-separated sorted list of read/write/admin.

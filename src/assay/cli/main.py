@@ -32,11 +32,13 @@ from typer.core import TyperGroup
 from assay.cli import browse, bundles, integrity, lineage
 from assay.cli.contexts import context_app
 from assay.cli.output import report_error
+from assay.cli.pipelinejobs import pipelinejobs_app, pipelines_app
 from assay.cli.remotes import delocalize as delocalize_command
 from assay.cli.remotes import localize as localize_command
 from assay.cli.remotes import pull as pull_command
 from assay.cli.remotes import push as push_command
 from assay.cli.remotes import remote_app
+from assay.cli.serve import serve
 from assay.cli.services import init_app, questions_app
 from assay.cli.services import run as run_service
 from assay.cli.session import JsonOption, Session, session
@@ -139,6 +141,9 @@ app.command("delocalize")(delocalize_command)
 app.add_typer(init_app, name="init")
 app.command("run")(run_service)
 app.add_typer(questions_app, name="questions")
+app.add_typer(pipelines_app, name="pipelines")
+app.add_typer(pipelinejobs_app, name="pipelinejobs")
+app.command("serve")(serve)
 app.add_typer(tokens_app, name="tokens")
 
 

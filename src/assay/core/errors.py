@@ -332,42 +332,103 @@ class JobStopped(AssayError):
     exit_code = 1
 
 
-# -- API tokens and access (assay.auth, the server) -----------------------------------------
-class Unauthorized(AssayError):
-    """No usable credentials: a missing, malformed, unknown, expired or revoked token (401)."""
+# -- pipelines and managed pipeline jobs (assay.pjobs) ---------------------------------------
+class InvalidPipeline(InvalidInput):
+    """A pipeline registration file that cannot be used (not JSON/YAML, missing id, ...)."""
 
-    code = "unauthorized"
+    code = "invalid_pipeline"
+
+
+class PipelineNotFound(NotFound):
+    code = "pipeline_not_found"
+
+
+class PipelineJobNotFound(NotFound):
+    """No managed pipeline job with this uuid (or the job is of another kind)."""
+
+    code = "pipelinejob_not_found"
+
+
+class InvalidLinkage(InvalidInput):
+    """None, or more than one kind, of experiment/sample/measurement ids links the job."""
+
+    code = "invalid_linkage"
+
+
+class InvalidArchivePath(InvalidInput):
+    """An archive path outside the products root, or with a ``..`` component."""
+
+    code = "invalid_archive_path"
+
+
+class InvalidIndexRequest(InvalidInput):
+    """An index request whose pattern is not a valid regular expression (or is malformed)."""
+
+    code = "invalid_index_request"
+
+
+class InvalidEvent(InvalidInput):
+    """A webhook body that is not a JSON object or names an unknown event."""
+
+    code = "invalid_event"
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+
+
+class AuthenticationRequired(AssayError):
+    """No token where one is required (HTTP 401)."""
+
+    code = "authentication_required"
     exit_code = 9
 
 
-class TokenInvalid(Unauthorized):
+class PermissionDenied(AssayError):
+    """A token that is wrong, forged, or not allowed to do this (HTTP 403)."""
+
+    code = "permission_denied"
+    exit_code = 9
+
+
+class UnsafeReset(Conflict):
+    """A reset that would delete files outside the job's own archive path."""
+
+    code = "unsafe_reset"
+
+
+class DeliveryConflict(Conflict):
+    """A webhook event id reused with another body, or one still being applied."""
+
+    code = "delivery_conflict"
+
+
+class IndexingFailed(AssayError):
+    """Indexing a job's archive failed; the job is FAILED with the reason."""
+
+    code = "indexing_failed"
+
+
+# -- API tokens (assay.auth): the server answers 401 / 403 with these codes --------------------
+class TokenInvalid(AuthenticationRequired):
+    """A bearer token that is missing, malformed, unknown or whose secret does not match."""
+
     code = "token_invalid"
 
 
-class TokenExpired(Unauthorized):
+class TokenExpired(AuthenticationRequired):
     code = "token_expired"
 
 
-class TokenRevoked(Unauthorized):
+class TokenRevoked(AuthenticationRequired):
     code = "token_revoked"
 
 
-class Forbidden(AssayError):
-    """Valid credentials that do not allow this action (403)."""
+class InsufficientScope(PermissionDenied):
+    """A valid token whose scopes do not include the one the action needs."""
 
-    code = "forbidden"
-    exit_code = 9
-
-
-class InsufficientScope(Forbidden):
     code = "insufficient_scope"
 
 
 class TokenNotFound(NotFound):
     code = "token_not_found"
-
-
-class PayloadTooLarge(InvalidInput):
-    """A request body over the server's limit (413)."""
-
-    code = "payload_too_large"

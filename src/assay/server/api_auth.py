@@ -7,8 +7,6 @@ every caller is the local user with every scope.
 
 from __future__ import annotations
 
-import getpass
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,7 +14,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from assay.auth import tokens
-from assay.core.errors import InvalidInput, TokenInvalid
+from assay.core.errors import TokenInvalid
 
 
 @dataclass(frozen=True)
@@ -51,26 +49,3 @@ def scope(needed: str) -> Callable[[Request], object]:
         return Principal(record.owner, record.scopes, record.token_id)
 
     return dependency
-
-
-def local_user() -> str:
-    return getpass.getuser()
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(host: str, auth: bool) -> None:
-    """Refuse to serve without auth on anything but a loopback address."""
-    if not auth and not is_loopback(host):
-        raise InvalidInput(
-            f"--insecure-no-auth is refused for {host}: without auth anyone who can reach the "
-            "address can read and write everything; bind 127.0.0.1 or keep auth on",
-            {"field": "host"},
-        )

@@ -1,14 +1,14 @@
 """API tokens for the server: per-user bearer tokens with scopes, stored hashed.
 
 Revision ID: 0009
-Revises: 0004 (branch server: was 0002 in the brief; the lead re-chains at merge time)
+Revises: 0006 (branch server: was 0002 in the brief; the lead re-chains at merge time)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
