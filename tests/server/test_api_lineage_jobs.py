@@ -91,3 +91,10 @@ def test_jobs_pages_detail_stop_and_events(api: ApiServer) -> None:
         refused = client.post(f"/api/v1/jobs/{ids[1]}/stop")
         assert refused.status_code == 403
         assert client.get(f"/api/v1/jobs/{ids[1]}").json()["state"] == "CREATED"
+
+
+def test_environments(api: ApiServer) -> None:
+    with api.client(api.reader) as client:
+        items = client.get("/api/v1/environments").json()["items"]
+    assert [e["id"] for e in items] == ["local"]  # the default: one free local environment
+    assert items[0]["status"] == "ok" and items[0]["running"] == 0

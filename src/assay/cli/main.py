@@ -31,6 +31,7 @@ from typer.core import TyperGroup
 
 from assay.cli import browse, bundles, integrity, lineage
 from assay.cli.contexts import context_app
+from assay.cli.jobs import env_app, jobs_app
 from assay.cli.output import report_error
 from assay.cli.pipelinejobs import pipelinejobs_app, pipelines_app
 from assay.cli.remotes import delocalize as delocalize_command
@@ -141,6 +142,8 @@ app.command("delocalize")(delocalize_command)
 app.add_typer(init_app, name="init")
 app.command("run")(run_service)
 app.add_typer(questions_app, name="questions")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(env_app, name="env")
 app.add_typer(pipelines_app, name="pipelines")
 app.add_typer(pipelinejobs_app, name="pipelinejobs")
 app.command("serve")(serve)

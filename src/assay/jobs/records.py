@@ -29,9 +29,12 @@ class JobRecord:
     host: str | None
     stop_requested: bool
     parent_job_id: str | None
-    #: Working directory and process group of a job run by an executor (``None`` otherwise).
+    #: Working directory and process group of a job run by an executor (``None`` otherwise);
+    #: ``pid``/``host`` name the process supervising the job (the one that heartbeats).
     workdir: str | None = None
     pgid: int | None = None
+    #: How an executor starts the job (argv, env, inputs, ...), so a re-queued job can restart.
+    launch: dict[str, Any] | None = None
 
     @property
     def terminal(self) -> bool:

@@ -60,6 +60,7 @@ def _record(row: Any) -> JobRecord:
         parent_job_id=row.parent_job_id,
         workdir=row.workdir,
         pgid=row.pgid,
+        launch=loads(row.launch),
     )
 
 
@@ -166,6 +167,7 @@ def create_job(
                         "workdir": None,
                         "stop_requested": False,
                         "parent_job_id": parent_job_id,
+                        "launch": None,
                         "last_seq": 1,
                     },
                 )
@@ -194,7 +196,7 @@ def create_job(
                     f"cannot recreate job {job_id}: it is {old.state}; stop it first",
                     {"event": "recreate", "state": old.state},
                 )
-            seq = queries.transition(
+            updated = queries.transition(
                 conn,
                 job_id,
                 old_machine.terminal_states(),
@@ -218,16 +220,17 @@ def create_job(
                     "workdir": None,
                     "stop_requested": False,
                     "parent_job_id": parent_job_id,
+                    "launch": None,
                 },
             )
-            if seq is None:  # someone else moved it meanwhile (SQLite cannot lock the row)
+            if updated is None:  # someone else moved it meanwhile
                 raise InvalidTransition(f"cannot recreate job {job_id}: it changed meanwhile")
             queries.insert_events(
                 conn,
                 [
                     _event_row(
                         job_id,
-                        seq,
+                        updated.last_seq,
                         now,
                         "transition",
                         {"kind": kind},
@@ -237,7 +240,7 @@ def create_job(
                     )
                 ],
             )
-            return _record(queries.job(conn, job_id)), True
+            return _record(updated), True
     except IntegrityError:
         # Another process inserted the same id between our read and our insert (PostgreSQL).
         return get_job(job_id, workspace=ws), False
@@ -299,17 +302,21 @@ def fire_in(
     if error is not None:
         changes["error"] = error
     changes.update(fields or {})
-    seq = queries.transition(conn, job_id, transition.sources, changes)
-    if seq is None:
+    updated = queries.transition(conn, job_id, transition.sources, changes)
+    if updated is None:
         raise _not_allowed(conn, job_id, event)
     body = dict(payload or {})
     if error is not None:
         body.setdefault("error", error)
     queries.insert_events(
         conn,
-        [_event_row(job_id, seq, now, "transition", body, event, row.state, target.name)],
+        [
+            _event_row(
+                job_id, updated.last_seq, now, "transition", body, event, row.state, target.name
+            )
+        ],
     )
-    return _record(queries.job(conn, job_id))
+    return _record(updated)
 
 
 def fire(
@@ -431,7 +438,7 @@ def stop_requested(job_id: str, *, workspace: Workspace | None = None) -> bool:
 
 def set_fields(job_id: str, fields: dict[str, Any], *, workspace: Workspace | None = None) -> None:
     """Set bookkeeping columns (``pid``, ``pgid``, ``host``, ``workdir``) on an active job."""
-    allowed = {"pid", "pgid", "host", "workdir", "last_seen"}
+    allowed = {"pid", "pgid", "host", "workdir", "last_seen", "launch"}
     unknown = set(fields) - allowed
     if unknown:
         raise InvalidInput(f"set_fields: not settable {sorted(unknown)}")
