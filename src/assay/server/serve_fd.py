@@ -26,8 +26,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-upload-bytes", type=int, default=DEFAULT_MAX_UPLOAD_BYTES)
     args = parser.parse_args(argv)
     host = args.host
-    if args.fd is not None:
-        host = socket.socket(fileno=socket.dup(args.fd)).getsockname()[0]
+    # socket(fileno=...) reads the socket's real family (uvicorn's own --fd assumes AF_UNIX,
+    # which leaves TCP_NODELAY off: every keep-alive response then waits ~40 ms for the
+    # peer's delayed ACK).
+    listener = socket.socket(fileno=args.fd) if args.fd is not None else None
+    if listener is not None:
+        host = listener.getsockname()[0]
     try:
         check_bind(host, auth=not args.insecure_no_auth)
         from assay.server.app import create_app
@@ -37,14 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {err.message}\n")
         return err.exit_code
     config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        fd=args.fd,
-        log_level="warning",
-        access_log=False,
+        app, host=args.host, port=args.port, log_level="warning", access_log=False
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[listener] if listener is not None else None)
     return 0
 
 
