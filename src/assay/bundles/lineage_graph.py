@@ -22,8 +22,9 @@ from typing import Any
 
 from assay.bundles.workspace import Workspace
 from assay.catalog import lineage_queries, queries
+from assay.catalog.lineage_queries import NodeRow
 from assay.core.errors import BundleNotFound, InvalidInput
-from assay.core.records import BundleRecord, LineageNode
+from assay.core.records import LineageNode
 
 DIRECTIONS = ("up", "down", "both")
 MAX_DEPTH = 100
@@ -47,7 +48,7 @@ class GraphNode:
     id: str  # "bundle:<uuid>"
     uuid: str
     depth: int  # edges from the start: negative upstream, positive downstream, 0 the start
-    record: BundleRecord | None  # None: the bundle was removed (forced) but edges remain
+    record: NodeRow | None  # None: the bundle was removed (forced) but edges remain
     in_edges: list[GraphEdge] = field(default_factory=list)
     out_edges: list[GraphEdge] = field(default_factory=list)
 
@@ -101,7 +102,7 @@ def lineage_graph(
     _check(direction, depth, max_nodes)
     budget = _ROWS_PER_NODE * (max_nodes + 1) + 1
     with workspace.read() as conn:
-        if not queries.records_by_uuid(conn, [start]):
+        if not lineage_queries.node_rows(conn, [start]):
             raise BundleNotFound(f"no bundle with uuid {start}")
         walks: list[tuple[int, list[tuple[str, int]], bool]] = []
         for sign, downstream in ((-1, False), (1, True)):
@@ -113,7 +114,7 @@ def lineage_graph(
             walks.append((sign, reached, exhausted))
         depth_of = _nearest_first(walks, max_nodes)
         kept = list(depth_of)
-        records = queries.records_by_uuid(conn, kept)
+        records = lineage_queries.node_rows(conn, kept)
         edges = lineage_queries.edges_touching(conn, kept)
     return _assemble(start, direction, depth, max_nodes, depth_of, records, edges, walks)
 
@@ -145,7 +146,7 @@ def _assemble(
     depth: int,
     max_nodes: int,
     depth_of: dict[str, int],
-    records: dict[str, BundleRecord],
+    records: dict[str, NodeRow],
     edges: list[Any],
     walks: list[tuple[int, list[tuple[str, int]], bool]],
 ) -> LineageGraph:
@@ -184,8 +185,10 @@ def _assemble(
     return LineageGraph(node_id(start), direction, depth, max_nodes, ordered, truncated, cut)
 
 
-def as_lineage_nodes(graph: LineageGraph) -> list[LineageNode]:
-    """The graph's nodes in the shape ``lineage.to_prov_json`` reads."""
+def as_lineage_nodes(workspace: Workspace, graph: LineageGraph) -> list[LineageNode]:
+    """The graph's nodes with their full records, in the shape ``lineage.to_prov_json`` reads."""
+    with workspace.read() as conn:
+        records = queries.records_by_uuid(conn, [node.uuid for node in graph.nodes])
     return [
         LineageNode(
             node.uuid,
@@ -194,7 +197,7 @@ def as_lineage_nodes(graph: LineageGraph) -> list[LineageNode]:
             None,
             "",
             "",
-            node.record,
+            records.get(node.uuid),
         )
         for node in graph.nodes
     ]
@@ -233,7 +236,7 @@ def _edge_dict(edge: GraphEdge) -> dict[str, str]:
     }
 
 
-def _node_data(record: BundleRecord | None) -> dict[str, Any] | None:
+def _node_data(record: NodeRow | None) -> dict[str, Any] | None:
     if record is None:
         return None
     return {

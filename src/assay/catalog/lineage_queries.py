@@ -14,11 +14,12 @@ The statements are fixed texts chosen per dialect and direction; values are boun
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, text
+from sqlalchemy import Connection, select, text
 
-from assay.catalog.schema import links
+from assay.catalog.schema import bundles, contexts, links, tags
 
 _IN_CHUNK = 500
 
@@ -74,11 +75,61 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 
 
 def edges_touching(conn: Connection, uuids: Sequence[str]) -> list[Any]:
-    """Every link row with either end in ``uuids`` (each row once)."""
+    """Every link row with either end in ``uuids`` (each row once).
+
+    Two reads, one per end, each on its own index (an ``OR`` of the two makes PostgreSQL
+    scan the whole table)."""
     found: dict[tuple[str, str, str, str], Any] = {}
     for chunk in _chunks(list(uuids)):
-        for row in conn.execute(
-            select(links).where(or_(links.c.bundle_uuid.in_(chunk), links.c.target_uuid.in_(chunk)))
-        ):
-            found[(row.bundle_uuid, row.target_uuid, row.kind, row.arg_name)] = row
+        for column in (links.c.bundle_uuid, links.c.target_uuid):
+            for row in conn.execute(select(links).where(column.in_(chunk))):
+                found[(row.bundle_uuid, row.target_uuid, row.kind, row.arg_name)] = row
     return [found[key] for key in sorted(found)]
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """What a lineage graph shows of a bundle (no data document, params or files)."""
+
+    uuid: str
+    name: str
+    context: str
+    created: float
+    committed: bool
+    presentation: str
+    tags: dict[str, str]
+
+
+def node_rows(conn: Connection, uuids: Sequence[str]) -> dict[str, NodeRow]:
+    """The graph fields of the bundles among ``uuids`` that exist (two reads per chunk)."""
+    result: dict[str, NodeRow] = {}
+    for chunk in _chunks(list(uuids)):
+        tag_map: dict[str, dict[str, str]] = {}
+        for tag in conn.execute(
+            select(tags.c.bundle_uuid, tags.c.key, tags.c.value).where(
+                tags.c.bundle_uuid.in_(chunk)
+            )
+        ):
+            tag_map.setdefault(tag.bundle_uuid, {})[tag.key] = tag.value
+        for row in conn.execute(
+            select(
+                bundles.c.uuid,
+                bundles.c.name,
+                contexts.c.name.label("context_name"),
+                bundles.c.created,
+                bundles.c.committed,
+                bundles.c.presentation,
+            )
+            .join(contexts, contexts.c.id == bundles.c.context_id)
+            .where(bundles.c.uuid.in_(chunk))
+        ):
+            result[row.uuid] = NodeRow(
+                row.uuid,
+                row.name,
+                row.context_name,
+                row.created,
+                bool(row.committed),
+                row.presentation,
+                tag_map.get(row.uuid, {}),
+            )
+    return result

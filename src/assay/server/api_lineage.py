@@ -36,7 +36,7 @@ def lineage(
 ) -> dict[str, Any]:
     graph = lineage_graph(workspace, node, direction=direction, depth=depth, max_nodes=max_nodes)
     if format == "prov-json":
-        document = to_prov_json(as_lineage_nodes(graph))
+        document = to_prov_json(as_lineage_nodes(workspace, graph))
         document["assay:truncated"] = graph.truncated
         return document
     return graph_dict(graph)
