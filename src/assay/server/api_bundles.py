@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from assay.bundles import operations, upload
-from assay.bundles.file_access import verified_file
+from assay.bundles.file_access import check_bundle_path, verified_file
 from assay.bundles.pages import page_bundles
 from assay.bundles.workspace import Workspace
 from assay.core.errors import ContextExists, InvalidInput, PayloadTooLarge
@@ -133,6 +133,7 @@ def bundle_files(uuid: str, _: Reader, workspace: Space) -> dict[str, Any]:
     responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "Part"}},
 )
 def download_file(uuid: str, path: str, _: Reader, workspace: Space) -> BlobResponse:
+    check_bundle_path(path)  # before any lookup: a probe learns nothing about ids
     record = bundle_by_uuid(workspace, uuid)
     entry, blob = verified_file(workspace, record, path)
     return BlobResponse(
