@@ -5,6 +5,7 @@ Set ASSAY_UI_SCREENSHOTS=DIR to keep screenshots (docs/img holds the committed o
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +133,68 @@ def test_ui_login_is_required_and_safe(ui: tuple[ApiServer, dict[str, str]]) -> 
         assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
         traversal = client.get("/ui/files/00000000-0000-4000-8000-000000000000/..%2fcatalog.db")
         assert traversal.status_code == 422
+
+
+def test_watch_a_running_job_and_stop_it(
+    ui: tuple[ApiServer, dict[str, str]], tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from assay.jobs import store
+
+    server, _ = ui
+    workspace = server.workspace
+    job_id = str(uuid.uuid4())
+    store.create_job("demo", job_id, spec={"steps": 3}, owner="ada", workspace=workspace)
+    store.fire(job_id, "run", workspace=workspace)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{server.url}/ui/login?next=/ui/jobs")
+            page.fill("input[name=token]", server.writer)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/ui/jobs")
+            page.click(f"a[href='/ui/jobs/{job_id}']")
+            page.wait_for_url(f"**/ui/jobs/{job_id}")
+            assert page.inner_text("#state") == "RUNNING"
+            for step in range(3):  # written while the page watches: they arrive live
+                store.append_events(
+                    job_id, [("log", {"message": f"step {step} done"})], workspace=workspace
+                )
+                page.wait_for_function(
+                    f"document.getElementById('log').dataset.lines === '{step + 1}'"
+                )
+            assert page.inner_text("#log").splitlines() == [f"step {i} done" for i in range(3)]
+            _shot(page, "ui-job.png", tmp_path)
+
+            page.click("#stop")
+            page.wait_for_url("**stop=requested")
+            assert store.get_job(job_id, workspace=workspace).stop_requested
+            # The job's supervisor honours the request; the page sees the transition live.
+            store.fire(job_id, "stop", workspace=workspace)
+            page.wait_for_function("document.getElementById('state').dataset.final === 'yes'")
+            assert page.inner_text("#state") == "STOPPED"
+            assert page.locator("#stop").count() == 0
+            assert "STOPPED" in page.inner_text("#history")
+        finally:
+            browser.close()
+
+
+def test_a_read_token_cannot_stop_a_job_from_the_ui(ui: tuple[ApiServer, dict[str, str]]) -> None:
+    from assay.jobs import store
+
+    server, _ = ui
+    job_id = str(uuid.uuid4())
+    store.create_job("demo", job_id, spec={}, workspace=server.workspace)
+    with httpx.Client(base_url=server.url, follow_redirects=False) as client:
+        client.post(
+            "/ui/login",
+            content=f"token={server.reader}".encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        refused = client.post(f"/ui/jobs/{job_id}/stop")
+    assert refused.status_code == 403 and "insufficient_scope" in refused.text
+    assert store.get_job(job_id, workspace=server.workspace).state == "CREATED"

@@ -98,6 +98,13 @@ async def job_stream(
     workspace: Annotated[Workspace, Depends(workspace_of)],
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
+    return await event_stream(request, workspace, job_id, last_event_id)
+
+
+async def event_stream(
+    request: Request, workspace: Workspace, job_id: str, last_event_id: str | None
+) -> StreamingResponse:
+    """The SSE response for ``job_id`` after ``last_event_id`` (shared with the web UI)."""
     if last_event_id is not None and not last_event_id.strip().isdigit():
         raise InvalidInput("Last-Event-ID must be an event seq", {"field": "last-event-id"})
     after = int(last_event_id) if last_event_id else 0

@@ -72,8 +72,11 @@ User = Annotated[str, Depends(ui_user)]
 
 
 def install(app: Any) -> None:
+    from assay.server import ui_jobs  # its pages import this module's helpers
+
     mount_static(app)
     app.include_router(router)
+    app.include_router(ui_jobs.router)
 
     @app.exception_handler(LoginNeeded)
     async def _login(request: Request, exc: LoginNeeded) -> Response:
@@ -81,12 +84,12 @@ def install(app: Any) -> None:
         return RedirectResponse(f"/ui/login?{urlencode({'next': target})}", status_code=303)
 
 
-def _page(request: Request, template: str, user: str | None, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, user: str | None, **context: Any) -> HTMLResponse:
     return templates.TemplateResponse(request, template, {"user": user, "iso": iso, **context})
 
 
-def _error_page(request: Request, user: str, error: AssayError, status: int) -> HTMLResponse:
-    response = _page(request, "error.html", user, error=error)
+def error_page(request: Request, user: str, error: AssayError, status: int) -> HTMLResponse:
+    response = render(request, "error.html", user, error=error)
     response.status_code = status
     return response
 
@@ -94,7 +97,7 @@ def _error_page(request: Request, user: str, error: AssayError, status: int) -> 
 # -- login ----------------------------------------------------------------------------------
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/ui/") -> HTMLResponse:
-    return _page(request, "login.html", None, next=_safe_next(next), error=None)
+    return render(request, "login.html", None, next=_safe_next(next), error=None)
 
 
 def _safe_next(target: str) -> str:
@@ -112,7 +115,7 @@ async def login(request: Request) -> Response:
             tokens.authenticate, token, "read", workspace=request.app.state.workspace
         )
     except AssayError as exc:
-        refused = _page(request, "login.html", None, next=target, error=exc.message)
+        refused = render(request, "login.html", None, next=target, error=exc.message)
         refused.status_code = 401
         return refused
     response = RedirectResponse(target, status_code=303)
@@ -165,7 +168,7 @@ def search(
     if page is not None and page.next_cursor:
         query = [("context", chosen), ("name", name or "")] + [("tag", t) for t in tag_text]
         next_url = "/ui/?" + urlencode([*query, ("cursor", page.next_cursor)])
-    return _page(
+    return render(
         request,
         "search.html",
         user,
@@ -187,11 +190,11 @@ def bundle_page(request: Request, uuid: str, user: User, workspace: Space) -> HT
         files = operations.files_of(workspace, record)
         graph = lineage_graph(workspace, f"bundle:{uuid}", direction="both", depth=1, max_nodes=200)
     except AssayError as exc:
-        return _error_page(request, user, exc, 404)
+        return error_page(request, user, exc, 404)
     preview = json.dumps(record.data, indent=2, sort_keys=True, default=str)
     upstream = [n for n in graph.nodes if n.depth < 0]
     downstream = [n for n in graph.nodes if n.depth > 0]
-    return _page(
+    return render(
         request,
         "bundle.html",
         user,
@@ -227,7 +230,7 @@ def lineage_page(
     depth: int = 3,
     max_nodes: int = 200,
 ) -> HTMLResponse:
-    return _page(
+    return render(
         request,
         "lineage.html",
         user,
