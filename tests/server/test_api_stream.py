@@ -3,10 +3,18 @@ no loss and no repeat, the end event, stream tokens, auth."""
 
 from __future__ import annotations
 
+import array
+import fcntl
 import json
+import re
+import socket
+import termios
+import time
 import uuid as uuid_module
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 from server_helpers import ApiServer
@@ -90,3 +98,73 @@ def test_bad_stream_requests(api: ApiServer) -> None:
         assert response.status_code == 422 and response.json()["field"] == "last-event-id"
         missing = client.get(f"/api/v1/jobs/{uuid_module.uuid4()}/stream")
         assert missing.status_code == 404 and missing.json()["code"] == "job_not_found"
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_stalled_client_does_not_grow_the_server(api: ApiServer) -> None:
+    """32 MiB of events to a client that stops reading: the server's memory stays flat (it
+    waits on the socket instead of queueing), and the client still gets every event after."""
+    job_id = _job(api)
+    line = "x" * 4000
+    for start in range(0, 8000, 500):
+        store.append_events(
+            job_id,
+            [("log", {"message": f"{start + i} {line}"}) for i in range(500)],
+            workspace=api.workspace,
+        )
+    store.fire(job_id, "finish", workspace=api.workspace)
+    total_events = len(store.list_events(job_id, workspace=api.workspace))
+    pid = api.process.pid
+    # Read the whole stream once first, so the baseline is a server that has already done
+    # everything the stalled stream will make it do (imports, caches, allocator arenas).
+    with httpx.stream(
+        "GET",
+        f"{api.url}/api/v1/jobs/{job_id}/stream",
+        headers={"Authorization": f"Bearer {api.reader}"},
+        timeout=120,
+    ) as warm:
+        assert sum(1 for line in warm.iter_lines() if line.startswith("id: ")) == total_events
+    address = urlparse(api.url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect((address.hostname, address.port))
+    try:
+        baseline = _rss_kib(pid)
+        sock.sendall(
+            f"GET /api/v1/jobs/{job_id}/stream HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {api.reader}\r\n\r\n".encode()
+        )
+        # Wait until the pipe is full: our receive queue stops growing (bounded wait).
+        queued, steady, deadline = -1, 0, time.monotonic() + 60
+        while steady < 20 and time.monotonic() < deadline:
+            now = _queued(sock)
+            steady = steady + 1 if now == queued and now > 0 else 0
+            queued = now
+            time.sleep(0.05)
+        assert steady >= 20, "the stream never stalled"
+        stalled = _rss_kib(pid)
+        # Far less than the 32 MiB the stream holds: one batch and the socket buffers at most.
+        assert stalled - baseline < 8 * 1024, (baseline, stalled)
+        received = b""
+        sock.settimeout(60)
+        while not received.endswith(b'event: end\ndata: {"state": "FINISHED"}\n\n'):
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        sock.close()
+    ids = [int(x) for x in re.findall(rb"^id: (\d+)$", received, re.M)]
+    assert ids == list(range(1, total_events + 1))
+
+
+def _queued(sock: socket.socket) -> int:
+    buffer = array.array("i", [0])
+    fcntl.ioctl(sock.fileno(), termios.FIONREAD, buffer)
+    return buffer[0]
