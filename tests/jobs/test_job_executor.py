@@ -308,3 +308,21 @@ def test_submitting_a_finished_job_is_refused(
     store.fire(jid, "finish")
     with _executor(local_env) as executor, pytest.raises(InvalidTransition, match="FINISHED"):
         executor.submit(jid, ["true"], workdir=tmp_path / "d")
+
+
+def test_heartbeats_continue_while_on_exit_publishes(
+    assay_home: Path, tmp_path: Path, local_env: Environment
+) -> None:
+    beats: list[float] = []
+
+    def slow_publish(job_id: str, returncode: int, workdir: Path) -> None:
+        first = store.get_job(job_id).last_seen
+        assert first is not None
+        wait_until(lambda: (store.get_job(job_id).last_seen or 0) > first, "a heartbeat")
+        beats.append(store.get_job(job_id).last_seen or 0)
+
+    jid = new_job("slow-publish")
+    with LocalExecutor(local_env, heartbeat_s=0.05, on_exit=slow_publish) as executor:
+        executor.submit(jid, [PYTHON, "-c", "pass"], workdir=tmp_path / "sp")
+        record = executor.wait(jid, 60)
+    assert record.state == "FINISHED" and beats

@@ -26,7 +26,9 @@ if pids.exists():  # a re-queued second run: finish at once
     open(os.path.join(os.environ["OUTPUTS"], "second-run.txt"), "w").write("ok")
     sys.exit(0)
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-pids.write_text(json.dumps({"leader": os.getpid(), "grandchild": child.pid}))
+partial = pids.with_suffix(".part")  # written whole, then renamed: never read half-written
+partial.write_text(json.dumps({"leader": os.getpid(), "grandchild": child.pid}))
+partial.rename(pids)
 time.sleep(600)
 """
 
@@ -118,19 +120,24 @@ def test_requeue_environment_runs_the_job_again(assay_home: Path, tmp_path: Path
 
 
 def test_stale_heartbeat_from_another_host_fails_the_job(assay_home: Path) -> None:
-    stale, fresh, mine = (job_id("stale", n) for n in ("stale", "fresh", "mine"))
-    for jid in (stale, fresh, mine):
+    names = ("stale", "fresh", "mine", "mine-stale")
+    stale, fresh, mine, mine_stale = (job_id("stale", n) for n in names)
+    for jid in (stale, fresh, mine, mine_stale):
         store.create_job("compute", jid, spec={})
     now = time.time()
+    here = {"pid": os.getpid(), "host": store.HOST}
     store.fire(stale, "run", fields={"pid": 1, "host": "elsewhere", "last_seen": now - 120})
     store.fire(fresh, "run", fields={"pid": 1, "host": "elsewhere", "last_seen": now})
-    store.fire(mine, "run", fields={"pid": os.getpid(), "host": store.HOST, "last_seen": now - 999})
+    store.fire(mine, "run", fields={**here, "last_seen": now})
+    store.fire(mine_stale, "run", fields={**here, "last_seen": now - 999})
     changed = reconcile(stale_after_s=30)
-    assert [r.job_id for r in changed] == [stale]
+    assert sorted(r.job_id for r in changed) == sorted([stale, mine_stale])
     record = store.get_job(stale)
     assert record.state == "FAILED" and "no heartbeat from its supervisor (1 on elsewhere)" in (
         record.error or ""
     )
+    # A live supervisor (even this process) that stopped beating is not trusted either.
+    assert store.get_job(mine_stale).state == "FAILED"
     assert store.get_job(fresh).state == "RUNNING" and store.get_job(mine).state == "RUNNING"
     assert reconcile(stale_after_s=30) == []  # idempotent
 
@@ -170,3 +177,29 @@ def test_inline_jobs_heartbeat_so_reconcile_leaves_them_alone(assay_home: Path) 
 
     record = run_inline(jid, work, heartbeat_interval=0.05)
     assert record.state == "FINISHED" and beats
+
+
+def test_a_reused_pgid_of_an_unrelated_process_is_never_killed(assay_home: Path) -> None:
+    import subprocess
+    import sys
+
+    # An unrelated process group (no job marker) whose number a dead job recorded as its own.
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
+    )
+    try:
+        jid = job_id("reused-pgid")
+        store.create_job("compute", jid, spec={})
+        dead = run_python("import os; print(os.getpid())")
+        store.fire(
+            jid,
+            "run",
+            fields={"pid": int(dead.stdout), "host": store.HOST, "pgid": stranger.pid},
+        )
+        (failed,) = reconcile()
+        assert failed.state == "FAILED"
+        assert store.list_events(jid)[-1].payload["killed_pids"] == []
+        assert stranger.poll() is None and process.pid_alive(stranger.pid)
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -8,6 +8,7 @@ move is a guarded update plus an event row (``store``); work runs in this proces
 This package knows no twine, no task graph and no manifest semantics (see LAYERS.md).
 """
 
+from assay.jobs.environments import Environment, get_environment, load_environments
 from assay.jobs.fsm import (
     JOB_MACHINE,
     State,
@@ -17,6 +18,7 @@ from assay.jobs.fsm import (
     register_machine,
 )
 from assay.jobs.ids import job_id
+from assay.jobs.reconcile import reconcile, wait_job
 from assay.jobs.records import JobEvent, JobRecord
 from assay.jobs.runner import JobContext, run_inline
 from assay.jobs.store import (
@@ -34,6 +36,7 @@ from assay.jobs.store import (
 
 __all__ = [
     "JOB_MACHINE",
+    "Environment",
     "JobContext",
     "JobEvent",
     "JobRecord",
@@ -44,14 +47,18 @@ __all__ = [
     "append_events",
     "create_job",
     "fire",
+    "get_environment",
     "get_job",
     "heartbeat",
     "job_id",
     "list_events",
     "list_jobs",
+    "load_environments",
     "machine_for",
+    "reconcile",
     "register_machine",
     "request_stop",
     "run_inline",
+    "wait_job",
     "wait_terminal",
 ]

@@ -1,25 +1,30 @@
 """Starting and ending a job's process group (POSIX), with resource limits.
 
 ``spawn`` starts ``argv`` as the leader of a new session and process group, so the job and
-everything it starts can be signalled together (``kill_group``). Before ``exec`` the child:
+everything it starts can be signalled together (``kill_group``). The job process:
 
-* asks the kernel to SIGKILL it when its parent thread dies (``PR_SET_PDEATHSIG``, Linux), so a
+* gets SIGKILL when the thread that started it dies (``PR_SET_PDEATHSIG``, Linux), so a
   ``kill -9`` of the supervising process does not leave the job running (reconciliation kills
   any grandchildren left in the group, see ``assay.jobs.reconcile``);
-* sets the limits: CPU affinity to ``cpu`` cores and a CPU-time rlimit, an address-space rlimit
-  (``ram_gb``), a file-size rlimit (``disk_gb``).
+* runs under the limits: CPU affinity to ``cpu`` cores and a CPU-time rlimit, an address-space
+  rlimit (``ram_gb``), a file-size rlimit (``disk_gb``).
 
-The ``preexec_fn`` does only async-signal-safe-ish work (syscalls through pre-loaded ctypes and
-the ``os``/``resource`` modules, nothing that imports or takes Python-level locks).
+Both are set before the job's own program starts, by util-linux's ``setpriv --pdeathsig``,
+``prlimit`` and ``taskset``, each of which sets its part and ``exec``s the next (the same
+process throughout). That keeps Python's fast ``vfork`` path: a ``preexec_fn`` forces a full
+``fork`` of this (large, threaded) interpreter and costs ~10x more per job. Where those tools
+are missing, a ``preexec_fn`` does the same work.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import math
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,10 +64,8 @@ def _preexec(limits: Limits, parent_pid: int) -> Callable[[], None]:
     cpu_seconds = limits.cpu_seconds()
     ram = int(limits.ram_gb * GIB) if limits.ram_gb else None
     disk = int(limits.disk_gb * GIB) if limits.disk_gb else None
-    cores: set[int] | None = None
-    if limits.cpu and hasattr(os, "sched_getaffinity"):
-        allowed = sorted(os.sched_getaffinity(0))
-        cores = set(allowed[: max(1, min(limits.cpu, len(allowed)))])
+    listed = _cores(limits)
+    cores = set(listed) if listed is not None else None
     libc = _libc
 
     def run() -> None:
@@ -82,6 +85,56 @@ def _preexec(limits: Limits, parent_pid: int) -> Callable[[], None]:
     return run
 
 
+@functools.lru_cache(maxsize=1)
+def _tools() -> dict[str, str] | None:
+    found = {name: shutil.which(name) for name in ("setpriv", "prlimit", "taskset")}
+    if not sys.platform.startswith("linux") or None in found.values():
+        return None
+    return {name: path for name, path in found.items() if path is not None}
+
+
+def _cores(limits: Limits) -> list[int] | None:
+    if not limits.cpu or not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed[: max(1, min(limits.cpu, len(allowed)))]
+
+
+def wrapped_argv(argv: Sequence[str], limits: Limits) -> list[str] | None:
+    """``argv`` behind the util-linux tools that set the death signal and the limits, or None
+    when the tools are not all installed."""
+    tools = _tools()
+    if tools is None:
+        return None
+    command = [tools["setpriv"], "--pdeathsig", "KILL", "--"]
+    rlimits = []
+    cpu_seconds = limits.cpu_seconds()
+    if cpu_seconds is not None:
+        rlimits.append(f"--cpu={cpu_seconds}:{cpu_seconds + 5}")
+    if limits.ram_gb:
+        rlimits.append(f"--as={int(limits.ram_gb * GIB)}")
+    if limits.disk_gb:
+        rlimits.append(f"--fsize={int(limits.disk_gb * GIB)}")
+    if rlimits:
+        command += [tools["prlimit"], *rlimits, "--"]
+    cores = _cores(limits)
+    if cores is not None:
+        command += [tools["taskset"], "--cpu-list", ",".join(map(str, cores))]
+    return command + list(argv)
+
+
+def _check_executable(program: str, cwd: Path, path: str | None) -> None:
+    """Raise what ``exec`` would (the wrappers would only report exit 127)."""
+    if "/" in program:
+        candidate: str | None = str(Path(cwd) / program)
+    else:
+        candidate = shutil.which(program, path=path)
+    if candidate is None or not os.path.exists(candidate):
+        raise FileNotFoundError(2, "No such file or directory", program)
+    if not os.access(candidate, os.X_OK) or os.path.isdir(candidate):
+        raise PermissionError(13, "Permission denied", program)
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -97,6 +150,19 @@ def spawn(
     Must be called from a thread that outlives the process (the death signal follows the
     thread that forked). Raises ``OSError`` when ``argv[0]`` cannot be executed.
     """
+    command = wrapped_argv(argv, limits)
+    if command is not None:
+        _check_executable(argv[0], cwd, env.get("PATH"))
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=dict(env),
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            close_fds=True,
+        )
     return subprocess.Popen(
         list(argv),
         cwd=cwd,
@@ -137,12 +203,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live pids of process group ``pgid`` (Linux ``/proc``; empty elsewhere)."""
-    members: list[int] = []
+def process_groups() -> dict[int, list[int]]:
+    """Live pids by process group, from one pass over ``/proc`` (Linux; empty elsewhere)."""
+    groups: dict[int, list[int]] = {}
     proc = Path("/proc")
     if not proc.is_dir():
-        return members
+        return groups
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -150,9 +216,14 @@ def group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # the process ended while we looked
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
+        if fields[0] not in ("Z", "X"):
+            groups.setdefault(int(fields[2]), []).append(int(entry.name))
+    return groups
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live pids of process group ``pgid`` (Linux ``/proc``; empty elsewhere)."""
+    return process_groups().get(pgid, [])
 
 
 def carries_marker(pid: int, job_id: str) -> bool:
@@ -165,18 +236,20 @@ def carries_marker(pid: int, job_id: str) -> bool:
     return f"{JOB_MARKER}={job_id}".encode() in environ.split(b"\0")
 
 
-def kill_orphans(pgid: int, job_id: str) -> list[int]:
-    """Kill what is left of job ``job_id``'s process group, after checking each member carries
-    the job's marker (a reused pgid of an unrelated process is left alone). The pids killed."""
-    killed = []
-    for pid in group_members(pgid):
-        if carries_marker(pid, job_id):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            except ProcessLookupError:
-                continue
-    return killed
+def kill_orphans(pgid: int, job_id: str, groups: dict[int, list[int]] | None = None) -> list[int]:
+    """Kill what is left of job ``job_id``'s process group; the pids seen in it.
+
+    The group is killed (``killpg``, so members forked meanwhile go too) only when one of its
+    members carries the job's marker: a pgid is only reused once its group is empty, so one
+    marked member proves the group is still this job's, and an unrelated group that got the
+    same number is left alone. ``groups``: a ``process_groups()`` snapshot, to scan ``/proc``
+    once for many jobs.
+    """
+    members = (groups if groups is not None else process_groups()).get(pgid, [])
+    if not any(carries_marker(pid, job_id) for pid in members):
+        return []
+    kill_group(pgid)
+    return sorted(members)
 
 
 def describe_exit(returncode: int) -> str:

@@ -10,8 +10,8 @@ machine in QUEUED, PROVISIONING, RUNNING or PUBLISHING with a recorded superviso
 
 A dead job is moved to FAILED with the reason, or back to QUEUED (with no owner, so the next
 executor of its environment adopts it) when its environment says ``requeue: true`` and the job
-has a launch spec. Before that, any process left in the job's process group on this host is
-killed, after checking it carries the job's marker (a reused pgid is never killed). Each job is
+has a launch spec. Before that, what is left of the job's process group on this host is
+killed, once a member is seen to carry the job's marker (a reused pgid is never killed). Each job is
 decided in its own transaction on a re-read row, so a heartbeat that arrives meanwhile wins,
 and two processes reconciling at once end each job once.
 """
@@ -38,11 +38,10 @@ SUPERVISED_STATES = ("QUEUED", "PROVISIONING", "RUNNING", "PUBLISHING")
 def _why_dead(row: Any, now: float, stale_after_s: float) -> str | None:
     if row.pid is None:
         return None  # unowned (re-queued): waiting to be adopted, nobody to have died
-    if row.host == HOST:
-        if row.pid == os.getpid():
-            return None  # this process supervises it
-        if not process.pid_alive(row.pid):
-            return f"its supervising process {row.pid} on {row.host} is gone"
+    # This process counts like any other: a job it supervises but stopped heartbeating (a
+    # supervision bug, a lost completion) must not stay active for as long as the process lives.
+    if row.host == HOST and row.pid != os.getpid() and not process.pid_alive(row.pid):
+        return f"its supervising process {row.pid} on {row.host} is gone"
     seen = row.last_seen if row.last_seen is not None else row.updated
     if now - seen > stale_after_s:
         return f"no heartbeat from its supervisor ({row.pid} on {row.host}) for {now - seen:.0f} s"
@@ -54,6 +53,7 @@ def _settle(
     job_id: str,
     stale_after_s: float,
     environments: dict[str, Environment],
+    groups: dict[int, list[int]] | None = None,
 ) -> JobRecord | None:
     row = queries.job(conn, job_id, for_update=True)
     if row is None or row.machine != "job" or row.state not in SUPERVISED_STATES:
@@ -63,7 +63,7 @@ def _settle(
         return None
     killed: list[int] = []
     if row.pgid and row.host == HOST:
-        killed = process.kill_orphans(row.pgid, job_id)
+        killed = process.kill_orphans(row.pgid, job_id, groups)
     environment = environments.get(row.environment)
     payload = {"reason": reason, "killed_pids": killed, "reconciled_by": f"{os.getpid()}@{HOST}"}
     unowned = {"pid": None, "pgid": None, "host": None}
@@ -93,10 +93,13 @@ def reconcile(
             if row.machine == "job" and _why_dead(row, time.time(), stale_after_s) is not None
         ]
     changed = []
+    # One pass over /proc for all of them (kill_orphans kills whole groups, so a member forked
+    # after the snapshot goes too).
+    groups = process.process_groups() if candidates else {}
     for row in candidates:
         try:
             with ws.write() as conn:
-                record = _settle(conn, row.job_id, stale_after_s, environments)
+                record = _settle(conn, row.job_id, stale_after_s, environments, groups)
         except InvalidTransition:
             continue  # another process ended it first
         if record is not None:

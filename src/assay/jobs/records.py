@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from assay.jobs.fsm import machine_for
+
 
 @dataclass(frozen=True)
 class JobRecord:
@@ -38,8 +40,6 @@ class JobRecord:
 
     @property
     def terminal(self) -> bool:
-        from assay.jobs.fsm import machine_for
-
         return machine_for(self.machine).is_terminal(self.state)
 
     def as_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -27,76 +27,42 @@ from sqlalchemy.exc import IntegrityError
 
 from assay.bundles.workspace import Workspace, open_workspace
 from assay.catalog import job_queries as queries
-from assay.core.errors import AmbiguousReference, InvalidInput, InvalidTransition, JobNotFound
-from assay.jobs._json import capped, dumps, loads
+from assay.core.errors import InvalidInput, InvalidTransition, JobNotFound
+from assay.jobs._json import dumps
 from assay.jobs.fsm import machine_for
-from assay.jobs.records import JobEvent, JobRecord
+from assay.jobs.reads import (
+    event_row,
+    get_job,
+    list_events,
+    list_jobs,
+    record_of,
+    wait_terminal,
+)
+from assay.jobs.records import JobRecord
+
+__all__ = [
+    "EVENT_TYPES",
+    "HOST",
+    "append_event",
+    "append_events",
+    "create_job",
+    "fire",
+    "fire_in",
+    "format_exception",
+    "get_job",
+    "heartbeat",
+    "list_events",
+    "list_jobs",
+    "request_stop",
+    "set_fields",
+    "stop_requested",
+    "this_process",
+    "wait_terminal",
+]
 
 #: Event types with a fixed meaning; a kind may add its own (any short lowercase name).
 EVENT_TYPES = ("transition", "log", "monitor", "stop_request")
 HOST = socket.gethostname()
-
-
-def _record(row: Any) -> JobRecord:
-    return JobRecord(
-        job_id=row.job_id,
-        kind=row.kind,
-        machine=row.machine,
-        state=row.state,
-        state_code=row.state_code,
-        environment=row.environment,
-        owner=row.owner,
-        spec=loads(row.spec) or {},
-        result=loads(row.result),
-        error=row.error,
-        created=row.created,
-        updated=row.updated,
-        started=row.started,
-        finished=row.finished,
-        last_seen=row.last_seen,
-        pid=row.pid,
-        host=row.host,
-        stop_requested=bool(row.stop_requested),
-        parent_job_id=row.parent_job_id,
-        workdir=row.workdir,
-        pgid=row.pgid,
-        launch=loads(row.launch),
-    )
-
-
-def _event(row: Any) -> JobEvent:
-    return JobEvent(
-        job_id=row.job_id,
-        seq=row.seq,
-        at=row.at,
-        type=row.type,
-        event=row.event,
-        from_state=row.from_state,
-        to_state=row.to_state,
-        payload=loads(row.payload) or {},
-    )
-
-
-def _event_row(
-    job_id: str,
-    seq: int,
-    at: float,
-    type_: str,
-    payload: dict[str, Any] | None,
-    event: str = "",
-    from_state: str | None = None,
-    to_state: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "seq": seq,
-        "at": at,
-        "type": type_,
-        "event": event,
-        "from_state": from_state,
-        "to_state": to_state,
-        "payload": dumps(capped(payload or {})),
-    }
 
 
 def _workspace(workspace: Workspace | None) -> Workspace:
@@ -174,7 +140,7 @@ def create_job(
                 queries.insert_events(
                     conn,
                     [
-                        _event_row(
+                        event_row(
                             job_id,
                             1,
                             now,
@@ -186,10 +152,10 @@ def create_job(
                         )
                     ],
                 )
-                return _record(queries.job(conn, job_id)), True
+                return record_of(queries.job(conn, job_id)), True
             if not force:
-                return _record(existing), False
-            old = _record(existing)
+                return record_of(existing), False
+            old = record_of(existing)
             old_machine = machine_for(old.machine)
             if not old_machine.is_terminal(old.state):
                 raise InvalidTransition(
@@ -228,7 +194,7 @@ def create_job(
             queries.insert_events(
                 conn,
                 [
-                    _event_row(
+                    event_row(
                         job_id,
                         updated.last_seq,
                         now,
@@ -240,7 +206,7 @@ def create_job(
                     )
                 ],
             )
-            return _record(updated), True
+            return record_of(updated), True
     except IntegrityError:
         # Another process inserted the same id between our read and our insert (PostgreSQL).
         return get_job(job_id, workspace=ws), False
@@ -311,12 +277,12 @@ def fire_in(
     queries.insert_events(
         conn,
         [
-            _event_row(
+            event_row(
                 job_id, updated.last_seq, now, "transition", body, event, row.state, target.name
             )
         ],
     )
-    return _record(updated)
+    return record_of(updated)
 
 
 def fire(
@@ -365,7 +331,7 @@ def append_events(
         queries.insert_events(
             conn,
             [
-                _event_row(job_id, first + offset, now, type_, payload)
+                event_row(job_id, first + offset, now, type_, payload)
                 for offset, (type_, payload) in enumerate(items)
             ],
         )
@@ -424,9 +390,9 @@ def request_stop(job_id: str, *, workspace: Workspace | None = None) -> JobRecor
         seq = queries.allocate_seqs(conn, job_id, 1, {"stop_requested": True, "updated": now})
         assert seq is not None  # the row is locked (or the database is) in this transaction
         queries.insert_events(
-            conn, [_event_row(job_id, seq, now, "stop_request", {"state": row.state})]
+            conn, [event_row(job_id, seq, now, "stop_request", {"state": row.state})]
         )
-        return _record(queries.job(conn, job_id))
+        return record_of(queries.job(conn, job_id))
 
 
 def stop_requested(job_id: str, *, workspace: Workspace | None = None) -> bool:
@@ -447,92 +413,6 @@ def set_fields(job_id: str, fields: dict[str, Any], *, workspace: Workspace | No
 
 
 # -- reading ------------------------------------------------------------------------------------
-def get_job(job_id: str, *, workspace: Workspace | None = None) -> JobRecord:
-    """One job by id or unique id prefix; ``JobNotFound`` / ``AmbiguousReference``."""
-    if not job_id:
-        raise JobNotFound("no job id given")
-    with _workspace(workspace).read() as conn:
-        row = queries.job(conn, job_id)
-        if row is None:
-            matches = queries.jobs_with_prefix(conn, job_id, limit=2)
-            if len(matches) > 1:
-                raise AmbiguousReference(
-                    f"job id prefix {job_id!r} matches more than one job", {"job_id": job_id}
-                )
-            if matches:
-                row = queries.job(conn, matches[0])
-    if row is None:
-        raise JobNotFound(f"no job {job_id}", {"job_id": job_id})
-    return _record(row)
-
-
-def list_jobs(
-    kind: str | None = None,
-    state: str | Iterable[str] | None = None,
-    environment: str | None = None,
-    owner: str | None = None,
-    limit: int | None = 50,
-    after: str | None = None,
-    *,
-    parent_job_id: str | None = None,
-    workspace: Workspace | None = None,
-) -> list[JobRecord]:
-    """Jobs newest first. ``after``: the id of the last job of the previous page (keyset)."""
-    ws = _workspace(workspace)
-    with ws.read() as conn:
-        cursor = None
-        if after is not None:
-            row = queries.job(conn, after)
-            if row is None:
-                raise JobNotFound(f"no job {after} (the 'after' cursor)")
-            cursor = (row.created, row.job_id)
-        states = state if state is None or isinstance(state, str) else list(state)
-        rows = queries.list_jobs(
-            conn,
-            kind=kind,
-            state=states,
-            environment=environment,
-            owner=owner,
-            parent_job_id=parent_job_id,
-            limit=limit,
-            after=cursor,
-        )
-    return [_record(row) for row in rows]
-
-
-def list_events(
-    job_id: str,
-    after_seq: int = 0,
-    limit: int | None = None,
-    types: Sequence[str] | None = None,
-    *,
-    workspace: Workspace | None = None,
-) -> list[JobEvent]:
-    """A job's events in order (``after_seq`` to resume). ``JobNotFound`` for an unknown id."""
-    ws = _workspace(workspace)
-    with ws.read() as conn:
-        if queries.job(conn, job_id) is None:
-            raise JobNotFound(f"no job {job_id}", {"job_id": job_id})
-        rows = queries.events(conn, job_id, after_seq=after_seq, limit=limit, types=types)
-    return [_event(row) for row in rows]
-
-
-def wait_terminal(
-    job_id: str,
-    timeout: float | None = None,
-    *,
-    interval: float = 0.05,
-    workspace: Workspace | None = None,
-) -> JobRecord:
-    """Poll until the job is terminal; the record (not terminal if ``timeout`` passed first)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        record = get_job(job_id, workspace=workspace)
-        if record.terminal or (deadline is not None and time.monotonic() >= deadline):
-            return record
-        time.sleep(interval)
-
-
 def format_exception(exc: BaseException) -> tuple[str, str]:
     """``("Type: message", traceback text)`` for a job's error column and event payload."""
     return f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))

@@ -12,7 +12,8 @@ job (CREATED -> QUEUED; never refused) and returns at once. One supervisor threa
 * every ``stop_poll_s`` reads the stop flags of its jobs (one query) and stops those asked
   (SIGTERM to the group, SIGKILL after ``stop_grace_s``) -> STOPPED;
 * ends jobs past ``max_duration_s`` (SIGKILL to the group) -> TIMED_OUT;
-* every ``heartbeat_s`` sets ``last_seen`` of all its jobs (one statement, no event rows);
+* a heartbeat thread sets ``last_seen`` of all its jobs every ``heartbeat_s`` (one statement,
+  no event rows), whatever the supervisor thread is busy with;
 * copies new lines of ``logs/algorithm.log`` into ``log`` events (capped per job).
 
 When a process exits, a completion thread calls the ``on_exit`` hook (control side, e.g. to
@@ -42,8 +43,8 @@ from assay.catalog import job_queries as queries
 from assay.core.errors import InvalidInput, InvalidTransition, JobNotFound
 from assay.jobs import process, sandbox, store
 from assay.jobs import workdir as jobdir
-from assay.jobs._json import dumps
-from assay.jobs.environments import Environment
+from assay.jobs.environments import Environment, load_environments
+from assay.jobs.executors.launch import Launch
 from assay.jobs.executors.logs import LogCopier, last_line
 from assay.jobs.reconcile import reconcile
 from assay.jobs.records import JobRecord
@@ -53,41 +54,8 @@ ACTIVE = ("PROVISIONING", "RUNNING", "PUBLISHING")
 
 
 @dataclass
-class _Launch:
-    job_id: str
-    argv: list[str]
-    workdir: Path
-    env: dict[str, str]
-    inputs: dict[str, Path]
-    custom_data: Any
-
-    def as_json(self) -> str:
-        return dumps(
-            {
-                "argv": self.argv,
-                "workdir": str(self.workdir),
-                "env": self.env,
-                "inputs": {k: str(v) for k, v in self.inputs.items()},
-                "custom_data": self.custom_data,
-            }
-        )
-
-    @classmethod
-    def from_record(cls, record: JobRecord) -> _Launch:
-        spec = record.launch or {}
-        return cls(
-            record.job_id,
-            list(spec["argv"]),
-            Path(spec["workdir"]),
-            dict(spec.get("env") or {}),
-            {k: Path(v) for k, v in (spec.get("inputs") or {}).items()},
-            spec.get("custom_data"),
-        )
-
-
-@dataclass
 class _Run:
-    launch: _Launch
+    launch: Launch
     proc: subprocess.Popen[bytes]
     dirs: jobdir.JobDirs
     log: IO[bytes]
@@ -125,14 +93,16 @@ class LocalExecutor:
         self.on_exit = on_exit
         self.tick_s, self.stop_poll_s, self.heartbeat_s = tick_s, stop_poll_s, heartbeat_s
         self.stop_grace_s, self.log_poll_s = stop_grace_s, log_poll_s
-        self._pending: collections.deque[_Launch] = collections.deque()
+        self._pending: collections.deque[Launch] = collections.deque()
         self._running: dict[str, _Run] = {}
         self._finishing: set[str] = set()
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
         if reconcile_on_start:
-            reconcile(self.workspace, environments={environment.id: environment})
+            known = load_environments(self.workspace.settings) | {environment.id: environment}
+            reconcile(self.workspace, environments=known)
             self._adopt_requeued()
 
     # -- public -----------------------------------------------------------------------------
@@ -158,32 +128,30 @@ class LocalExecutor:
             raise InvalidInput("argv must be a non-empty list of strings")
         inputs = {k: Path(v) for k, v in (inputs or {}).items()}
         jobdir.check_inputs(inputs)
-        record = store.get_job(job_id, workspace=self.workspace)
-        if record.environment != self.environment.id:
-            raise InvalidInput(
-                f"job {job_id} belongs to environment {record.environment!r}, "
-                f"not {self.environment.id!r}"
+        launch = Launch(
+            job_id, list(argv), Path(workdir).absolute(), dict(env or {}), inputs, custom_data
+        )
+        with self.workspace.write() as conn:  # check and queue in one transaction
+            row = queries.job(conn, job_id, for_update=True)
+            if row is None:
+                raise JobNotFound(f"no job {job_id}", {"job_id": job_id})
+            if row.environment != self.environment.id:
+                raise InvalidInput(
+                    f"job {job_id} belongs to environment {row.environment!r}, "
+                    f"not {self.environment.id!r}"
+                )
+            store.fire_in(
+                conn,
+                job_id,
+                "queue",
+                payload={"environment": self.environment.id},
+                fields={
+                    **store.this_process(),
+                    "workdir": str(launch.workdir),
+                    "launch": launch.as_json(),
+                    "last_seen": time.time(),
+                },
             )
-        launch = _Launch(
-            record.job_id,
-            list(argv),
-            Path(workdir).absolute(),
-            dict(env or {}),
-            inputs,
-            custom_data,
-        )
-        store.fire(
-            record.job_id,
-            "queue",
-            payload={"environment": self.environment.id},
-            fields={
-                **store.this_process(),
-                "workdir": str(launch.workdir),
-                "launch": launch.as_json(),
-                "last_seen": time.time(),
-            },
-            workspace=self.workspace,
-        )
         self._enqueue(launch)
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
@@ -232,7 +200,7 @@ class LocalExecutor:
         self.close(wait=exc[0] is None)
 
     # -- queue --------------------------------------------------------------------------------
-    def _enqueue(self, launch: _Launch) -> None:
+    def _enqueue(self, launch: Launch) -> None:
         with self._cond:
             if self._closing:
                 raise InvalidInput("the executor is closed")
@@ -242,6 +210,9 @@ class LocalExecutor:
                     target=self._loop, name=f"assay-executor-{self.environment.id}", daemon=True
                 )
                 self._thread.start()
+                threading.Thread(
+                    target=self._beat, name=f"assay-heartbeat-{self.environment.id}", daemon=True
+                ).start()
             self._cond.notify_all()
 
     def _adopt_requeued(self) -> None:
@@ -256,14 +227,15 @@ class LocalExecutor:
                 )
         for row in rows:
             record = store.get_job(row.job_id, workspace=self.workspace)
-            self._enqueue(_Launch.from_record(record))
+            self._enqueue(Launch.from_record(record))
 
     # -- the supervisor thread -------------------------------------------------------------------
     def _loop(self) -> None:
-        last_stop_poll = last_beat = last_logs = 0.0
+        last_stop_poll = last_logs = 0.0
         while True:
             with self._cond:
                 if self._closing and not self._running:
+                    self._stopped.set()
                     return
                 self._cond.wait(self.tick_s)
                 closing = self._closing
@@ -278,9 +250,6 @@ class LocalExecutor:
                 last_logs = now
                 for run in list(self._running.values()):
                     self._copy_logs(run, final=False)
-            if now - last_beat >= self.heartbeat_s:
-                last_beat = now
-                self._heartbeat()
 
     def _start_pending(self) -> None:
         while True:
@@ -317,7 +286,7 @@ class LocalExecutor:
             self._notify()
             return False
 
-    def _start(self, launch: _Launch) -> None:
+    def _start(self, launch: Launch) -> None:
         sandboxed = self.environment.isolation == "sandbox"
         try:
             dirs, binds = jobdir.prepare(
@@ -352,9 +321,7 @@ class LocalExecutor:
             log.close()
             self._fire_quietly(launch.job_id, "fail", error=f"cannot start {argv[0]!r}: {exc}")
             return
-        duration = self.environment.max_duration_s
-        deadline = None if duration is None else time.monotonic() + duration
-        run = _Run(launch, proc, dirs, log, deadline, LogCopier(dirs.algorithm_log))
+        run = _Run(launch, proc, dirs, log, None, LogCopier(dirs.algorithm_log))
         with self._cond:
             self._running[launch.job_id] = run
         try:
@@ -368,6 +335,9 @@ class LocalExecutor:
         except (InvalidTransition, JobNotFound):
             run.reason = "lost"  # ended elsewhere meanwhile (reconcile): kill, record nothing
             process.kill_group(proc.pid)
+        # The wall clock counts from the recorded start, so finished - started >= the limit.
+        duration = self.environment.max_duration_s
+        run.deadline = None if duration is None else time.monotonic() + duration
         # Started only now, so a quick exit cannot be recorded before the run transition.
         threading.Thread(
             target=self._await_exit,
@@ -419,9 +389,15 @@ class LocalExecutor:
                     )
                 self._notify()
 
+    def _beat(self) -> None:
+        """Heartbeats in their own thread, so staging a big input (supervisor thread) or a long
+        on_exit publish (waiter thread) never lets a live job look dead to reconciliation."""
+        while not self._stopped.wait(self.heartbeat_s):
+            self._heartbeat()
+
     def _heartbeat(self) -> None:
         with self._cond:
-            ids = list(self._running) + [launch.job_id for launch in self._pending]
+            ids = [*self._running, *self._finishing, *(launch.job_id for launch in self._pending)]
         if ids:
             with self.workspace.write() as conn:
                 queries.touch_jobs(conn, ids, time.time(), ("QUEUED", *ACTIVE))
