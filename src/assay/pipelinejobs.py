@@ -30,11 +30,10 @@ from assay.core.errors import InvalidInput
 from assay.core.settings import load_settings
 from assay.pjobs import archive, tokens, webhooks
 from assay.pjobs.events import EventOutcome, apply_event
-from assay.pjobs.identity import LINKAGE_KINDS
 from assay.pjobs.records import PipelineJob
 from assay.pjobs.refs import refs_from_data_dict as _refs_from_data_dict
-from assay.pjobs.requests import ArchiveIndexRequest, ProductIndexRequest
-from assay.pjobs.service import NewJob, create_pipelinejob, get_pipelinejob
+from assay.pjobs.requests import ArchiveIndexRequest, ProductIndexRequest, requests_from
+from assay.pjobs.service import NewJob, create_pipelinejob, get_pipelinejob, identity
 
 __all__ = [
     "ArchiveIndexRequest",
@@ -99,8 +98,8 @@ class _Events:
             tokens.check_token(self._uuid(), token, self.workspace.settings, admin=True)
             admin = True
         outcome: EventOutcome = apply_event(self.workspace, self._uuid(), event, data, admin=admin)
-        self.job = outcome.job
-        return outcome.job
+        self.job = outcome.record(self.workspace)
+        return self.job
 
     @property
     def state(self) -> str | None:
@@ -216,11 +215,11 @@ class ManagedPipelineJob(_Events):
             else list(generated_by or []),
             setup_archive_path=setup_archive_path,
         )
-        from assay.pjobs.service import identity  # validation before anything is written
-
-        identity(self.workspace, self._new)
+        identity(self.workspace, self._new)  # validation before anything is written
         if archive_path is not None:
             archive.normalize_archive_path(archive_path, self.workspace.settings)
+        requests_from(archive_patterns, "archive")
+        requests_from(product_patterns, "product")
 
     def setup(self, data: Mapping[str, Any] | None = None) -> ManagedPipelineJob:
         """Create the job (or find the same one made before). ``data`` is merged into the
@@ -277,8 +276,5 @@ class ManagedPipelineJobInstance(_Events):
         outcome = webhooks.handle(
             self.workspace, self._uuid(), dict(event_doc), token or self._token
         )
-        self.job = outcome.job
-        return outcome.job
-
-
-LINKAGE_ARGUMENTS = tuple(arg for arg, _ in LINKAGE_KINDS)
+        self.job = outcome.record(self.workspace)
+        return self.job

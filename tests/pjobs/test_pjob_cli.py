@@ -109,3 +109,38 @@ def test_cli_errors_are_one_line_and_change_nothing(assay_home: Path, tmp_path: 
     assert ok_json("pipelinejobs", "ls") == []
     events = store.list_events(uuid, workspace=workspace)
     assert events[-1].type == "admin"
+
+
+def test_the_command_line_registers_the_machine() -> None:
+    """``assay jobs fsm --kind pipelinejob`` and ``assay jobs events`` look the machine up in
+    the registry: importing the command line must register it (a fresh interpreter proves it)."""
+    from helpers import run_python
+
+    done = run_python(
+        """
+        import assay.cli.main
+        from assay.jobs.fsm import machine_for
+        print(machine_for("pipelinejob").initial)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "CREATED"
+
+
+def test_jobs_cli_shows_the_history_and_the_machine(assay_home: Path, tmp_path: Path) -> None:
+    good = tmp_path / "p.json"
+    good.write_text('{"id": "lab/p"}')
+    ok_json("pipelines", "register", str(good))
+    uuid = ok_json("pipelinejobs", "create", "-p", "lab/p", "--sample-id", "s")["uuid"]
+    ok_json("pipelinejobs", "event", uuid, "run")
+    ok_json("pipelinejobs", "event", uuid, "update", "--data", '{"progress": 10}')
+    ok_json("pipelinejobs", "event", uuid, "finish")
+    events = ok_json("jobs", "events", uuid)
+    assert [(e["event"], e["to_state"]) for e in events] == [
+        ("create", "CREATED"),
+        ("run", "RUNNING"),
+        ("update", "RUNNING"),
+        ("finish", "FINISHED"),
+    ]
+    drawn = assay("jobs", "fsm", "--kind", "pipelinejob")
+    assert drawn.exit_code == 0 and "RESET --> CREATED: ready" in drawn.stdout

@@ -252,7 +252,7 @@ def test_replayed_event_is_applied_once(workspace: Workspace, pipeline: Pipeline
     with pytest.raises(InvalidTransition):
         apply_event(workspace, uuid, "validate", {}, event_id="e-3")
     apply_event(workspace, uuid, "finish", {}, event_id="e-4")
-    assert apply_event(workspace, uuid, "validate", {}, event_id="e-3").job.state == "VALIDATING"
+    assert apply_event(workspace, uuid, "validate", {}, event_id="e-3").state == "VALIDATING"
 
 
 def test_secret_file_is_private_and_stable(workspace: Workspace, pipeline: Pipeline) -> None:
@@ -264,3 +264,15 @@ def test_secret_file_is_private_and_stable(workspace: Workspace, pipeline: Pipel
     job.update({"a": 1})
     assert job.token == token  # stable across updates
     assert token not in secret.read_text()
+
+
+def test_token_in_the_body_as_in_sd2e(workspace: Workspace, pipeline: Pipeline) -> None:
+    job = _job(workspace)
+    instance = ManagedPipelineJobInstance(workspace, job._uuid())
+    before = stored(workspace)
+    with pytest.raises(PermissionDenied, match="not the one in the URL"):
+        instance.handle({"event": "run", "token": "f" * 64}, token=job.token)
+    with pytest.raises(PermissionDenied):
+        instance.handle({"event": "run", "token": "f" * 64})
+    assert stored(workspace) == before
+    assert instance.handle({"event": "run", "token": job.token}).state == "RUNNING"

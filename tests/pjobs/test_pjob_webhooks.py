@@ -177,3 +177,30 @@ def test_index_through_the_webhook(workspace: Workspace, server: str) -> None:
         ]
         time.sleep(0.01)  # poll interval only
     assert state == "FINISHED"
+
+
+def test_concurrent_replays_apply_once(workspace: Workspace, server: str) -> None:
+    """Eight clients deliver the same event id at the same moment: one applies it."""
+    import threading
+
+    uuid, hook = _job(workspace, server)
+    httpx.post(hook, json={"event": "run"}).raise_for_status()
+    before = len(store.list_events(uuid, workspace=workspace))
+    barrier = threading.Barrier(8)
+    answers: list[dict[str, Any]] = []
+
+    def deliver() -> None:
+        with httpx.Client(timeout=60) as client:
+            barrier.wait()
+            response = client.post(hook, json={"event": "update", "id": "same", "data": {"n": 1}})
+            answers.append({"status": response.status_code, **response.json()})
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a["status"] for a in answers] == [200] * 8, answers
+    assert sorted(a["replayed"] for a in answers) == [False] + [True] * 7
+    events = store.list_events(uuid, workspace=workspace)
+    assert len(events) == before + 1 and events[-1].payload["event_id"] == "same"

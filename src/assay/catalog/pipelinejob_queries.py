@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from assay.catalog.schema import pipelinejob_deliveries, pipelinejobs, pipelines
+from assay.catalog.schema import jobs, pipelinejob_deliveries, pipelinejobs, pipelines
 
 
 # -- pipelines ------------------------------------------------------------------------------
@@ -119,3 +119,17 @@ def delete_deliveries(conn: Connection, job_ids: Sequence[str]) -> None:
         conn.execute(
             delete(pipelinejob_deliveries).where(pipelinejob_deliveries.c.job_id.in_(job_ids))
         )
+
+
+def job_for_event(conn: Connection, job_id: str) -> Any:
+    """``(kind, state, deleted)`` of a managed job, its ``jobs`` row locked for the event
+    (``FOR UPDATE OF jobs`` on PostgreSQL; SQLite's write transaction already serialises);
+    None when there is no such job with a side row."""
+    query = (
+        select(jobs.c.kind, jobs.c.state, pipelinejobs.c.deleted)
+        .join(pipelinejobs, pipelinejobs.c.job_id == jobs.c.job_id)
+        .where(jobs.c.job_id == job_id)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(of=jobs)
+    return conn.execute(query).first()

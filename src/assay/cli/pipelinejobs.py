@@ -241,20 +241,22 @@ def pipelinejobs_event(
 ) -> None:
     """Send an event to a job (as the local operator)."""
     out = Output.of(ctx)
+    workspace = open_workspace()
     outcome = apply_event(
-        open_workspace(), uuid, event, _json_value(data, "--data"), event_id=event_id, admin=admin
+        workspace, uuid, event, _json_value(data, "--data"), event_id=event_id, admin=admin
     )
+    job = outcome.record(workspace)
     note = " (replay: already applied)" if outcome.replayed else ""
     out.emit(
         {
-            "uuid": outcome.job.uuid,
+            "uuid": job.uuid,
             "event": event,
-            "state": outcome.job.state,
+            "state": job.state,
             "replayed": outcome.replayed,
             "index_job": outcome.index_job,
-            "error": outcome.job.error,
+            "error": job.error,
         },
-        f"{outcome.job.uuid}: {event} -> {outcome.job.state}{note}",
+        f"{job.uuid}: {event} -> {job.state}{note}",
     )
 
 
@@ -269,7 +271,7 @@ def pipelinejobs_index(
     workspace = open_workspace()
     recover(workspace)
     outcome = apply_event(workspace, uuid, "index")
-    job = outcome.job
+    job = outcome.record(workspace)
     payload: dict[str, Any] = {
         "uuid": job.uuid,
         "state": job.state,

@@ -26,26 +26,45 @@ import sqlalchemy.exc
 from assay.bundles.workspace import Workspace
 from assay.catalog import job_queries
 from assay.catalog import pipelinejob_queries as queries
-from assay.core.errors import DeliveryConflict, InvalidEvent, InvalidTransition, JobNotFound
+from assay.core.errors import (
+    DeliveryConflict,
+    InvalidEvent,
+    InvalidTransition,
+    JobNotFound,
+    PipelineJobNotFound,
+)
 from assay.jobs import store
 from assay.jobs._json import capped, dumps
 from assay.pjobs import archive, index_jobs
-from assay.pjobs.identity import short_hash
+from assay.pjobs.identity import is_uuid, short_hash
 from assay.pjobs.machine import ADMIN_EVENTS, INFO_EVENTS, PIPELINEJOB_MACHINE
 from assay.pjobs.records import PipelineJob
-from assay.pjobs.service import check_event, get_pipelinejob
+from assay.pjobs.service import KIND, check_event, get_pipelinejob
 
 STALE_CLAIM_S = 60.0
+#: Events with effects beyond one transition (files, an indexing job, hiding the job): they
+#: claim their event id first and mark it applied after.
+MULTI_STEP_EVENTS = frozenset({"delete", "reset", "index"})
 MAX_EVENT_ID = 128
 
 
 @dataclass(frozen=True)
 class EventOutcome:
-    job: PipelineJob
+    uuid: str
+    state: str  # the job's state after the event
     event: str
     replayed: bool = False
     index_job: str | None = None  # set by "index": the indexing job to run
     removed_files: int | None = None  # set by "reset"
+    job: PipelineJob | None = None  # the whole record, when the event had it at hand
+
+    @classmethod
+    def of(cls, job: PipelineJob, event: str, **fields: Any) -> EventOutcome:
+        return cls(job.uuid, job.state, event, job=job, **fields)
+
+    def record(self, workspace: Workspace) -> PipelineJob:
+        """The job after the event (read now when the event did not load it)."""
+        return self.job or get_pipelinejob(workspace, self.uuid, include_deleted=True)
 
 
 def apply_event(
@@ -65,15 +84,19 @@ def apply_event(
     otherwise the caller runs ``index_jobs.run_index(outcome.index_job)``.
     """
     clean = check_event(event, data, admin=admin)
+    if event_id is not None and (
+        not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID
+    ):
+        raise InvalidEvent(f"an event id is a string of 1-{MAX_EVENT_ID} characters")
+    if event not in MULTI_STEP_EVENTS:
+        return _apply_in_one_transaction(workspace, reference, event, clean, event_id)
     job = get_pipelinejob(workspace, reference)
     if event_id is None:
         return _apply(workspace, job, event, clean, None, run_index)
-    if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID:
-        raise InvalidEvent(f"an event id is a string of 1-{MAX_EVENT_ID} characters")
     body_hash = short_hash({"event": event, "data": clean})
     replay = _claim(workspace, job.uuid, event_id, body_hash)
     if replay:
-        return EventOutcome(get_pipelinejob(workspace, job.uuid, True), event, replayed=True)
+        return EventOutcome.of(get_pipelinejob(workspace, job.uuid, True), event, replayed=True)
     try:
         outcome = _apply(workspace, job, event, clean, event_id, run_index)
     except BaseException:
@@ -83,6 +106,70 @@ def apply_event(
     with workspace.write() as conn:
         queries.finish_delivery(conn, job.uuid, event_id, None)
     return outcome
+
+
+def _apply_in_one_transaction(
+    workspace: Workspace, reference: str, event: str, data: dict[str, Any], event_id: str | None
+) -> EventOutcome:
+    """A plain event (a transition or an info event): the job check, the replay guard, the
+    transition and its event row in one write transaction, so a replay can never apply twice
+    and a refused event leaves no trace."""
+    job_uuid = (
+        reference.lower() if is_uuid(reference) else get_pipelinejob(workspace, reference).uuid
+    )
+    payload: dict[str, Any] = {"data": data}
+    error = None
+    if event == "fail":
+        error = str(data.get("error") or data.get("message") or "the job reported a failure")
+    if event_id is not None:
+        payload["event_id"] = event_id
+        body_hash = short_hash({"event": event, "data": data})
+    for _ in range(3):
+        try:
+            with workspace.write() as conn:
+                row = queries.job_for_event(conn, job_uuid)
+                if row is None or row.kind != KIND or row.deleted:
+                    raise PipelineJobNotFound(f"no managed pipeline job {reference!r}")
+                if event_id is not None:
+                    # The primary key refuses a second delivery of the same id: the insert
+                    # fails and the loop looks at the stored delivery below.
+                    queries.claim_delivery(
+                        conn,
+                        {
+                            "job_id": job_uuid,
+                            "event_id": event_id,
+                            "body_hash": body_hash,
+                            "status": "applied",
+                            "at": time.time(),
+                        },
+                    )
+                if event in INFO_EVENTS:
+                    _fire_info_in(conn, job_uuid, row.state, event, payload)
+                    return EventOutcome(job_uuid, row.state, event)
+                record = store.fire_in(conn, job_uuid, event, payload=payload, error=error)
+            return EventOutcome(
+                record.job_id, record.state, event, job=PipelineJob.from_job(record)
+            )
+        except sqlalchemy.exc.IntegrityError:
+            if event_id is None:
+                raise  # only the delivery insert is expected to conflict
+            with workspace.read() as conn:
+                existing = queries.delivery(conn, job_uuid, event_id)
+            if existing is None:
+                continue  # the other delivery rolled back meanwhile: try again
+            _check_replay(existing, event_id, body_hash)
+            job = get_pipelinejob(workspace, job_uuid)
+            return EventOutcome(job.uuid, job.state, event, replayed=True, job=job)
+    raise DeliveryConflict(f"event {event_id!r} is being applied right now; retry in a moment")
+
+
+def _check_replay(existing: Any, event_id: str, body_hash: str) -> None:
+    if existing.body_hash != body_hash:
+        raise DeliveryConflict(
+            f"event id {event_id!r} was already used for another event on this job"
+        )
+    if existing.status != "applied":
+        raise DeliveryConflict(f"event {event_id!r} is being applied right now; retry in a moment")
 
 
 def _claim(workspace: Workspace, job_uuid: str, event_id: str, body_hash: str) -> bool:
@@ -142,56 +229,47 @@ def _apply(
         with workspace.write() as conn:
             queries.set_deleted(conn, job.uuid)
         store.append_event(job.uuid, "admin", {"event": "delete", **payload}, workspace=workspace)
-        return EventOutcome(get_pipelinejob(workspace, job.uuid, True), event)
+        return EventOutcome.of(get_pipelinejob(workspace, job.uuid, True), event)
     if event == "reset":
         return _reset(workspace, job, payload)
     if event == "index":
         index_job = index_jobs.begin_index(workspace, job, payload)
         if run_index:
             index_jobs.run_index(workspace, index_job)
-        return EventOutcome(get_pipelinejob(workspace, job.uuid), event, index_job=index_job)
-    error = None
-    if event == "fail":
-        error = str(data.get("error") or data.get("message") or "the job reported a failure")
-    if event in INFO_EVENTS:
-        fire_info(workspace, job.uuid, event, payload)
-    else:
-        store.fire(job.uuid, event, payload=payload, error=error, workspace=workspace)
-    return EventOutcome(get_pipelinejob(workspace, job.uuid), event)
+        return EventOutcome.of(get_pipelinejob(workspace, job.uuid), event, index_job=index_job)
+    raise AssertionError(f"{event!r} is not a multi-step event")
 
 
-def fire_info(workspace: Workspace, job_uuid: str, event: str, payload: dict[str, Any]) -> int:
-    """Record an info event (``update``, ``resource``, ``create``) if the job's state allows it:
-    one transaction holding the job row, like ``jobs.store.fire``; returns its seq."""
+def _fire_info_in(conn: Any, job_uuid: str, state: str, event: str, payload: dict[str, Any]) -> int:
+    """Record an info event (``update``, ``resource``, ``create``) inside the caller's write
+    transaction, which holds the job row; refused (``InvalidTransition``) when the job's state
+    does not allow it. Returns its seq."""
     sources, _ = INFO_EVENTS[event]
-    now = time.time()
-    with workspace.write() as conn:
-        row = job_queries.job(conn, job_uuid, for_update=True)
-        if row is None:
-            raise JobNotFound(f"no job {job_uuid}", {"job_id": job_uuid})
-        if row.state not in sources:
-            raise InvalidTransition(
-                f"job {job_uuid}: cannot {event} a job that is {row.state}; {event} is allowed "
-                f"from {', '.join(sorted(sources))}",
-                {"event": event, "state": row.state, "job_id": job_uuid},
-            )
-        seq = job_queries.allocate_seqs(conn, job_uuid, 1, {"updated": now})
-        assert seq is not None  # the row is held: it cannot have gone
-        job_queries.insert_events(
-            conn,
-            [
-                {
-                    "job_id": job_uuid,
-                    "seq": seq,
-                    "at": now,
-                    "type": "transition",
-                    "event": event,
-                    "from_state": row.state,
-                    "to_state": row.state,
-                    "payload": dumps(capped(payload)),
-                }
-            ],
+    if state not in sources:
+        raise InvalidTransition(
+            f"job {job_uuid}: cannot {event} a job that is {state}; {event} is allowed "
+            f"from {', '.join(sorted(sources))}",
+            {"event": event, "state": state, "job_id": job_uuid},
         )
+    now = time.time()
+    seq = job_queries.allocate_seqs(conn, job_uuid, 1, {"updated": now})
+    if seq is None:
+        raise JobNotFound(f"no job {job_uuid}", {"job_id": job_uuid})
+    job_queries.insert_events(
+        conn,
+        [
+            {
+                "job_id": job_uuid,
+                "seq": seq,
+                "at": now,
+                "type": "transition",
+                "event": event,
+                "from_state": state,
+                "to_state": state,
+                "payload": dumps(capped(payload)),
+            }
+        ],
+    )
     return seq
 
 
@@ -208,7 +286,7 @@ def _reset(workspace: Workspace, job: PipelineJob, payload: dict[str, Any]) -> E
     store.append_event(
         job.uuid, "admin", {"event": "reset", "removed_files": removed}, workspace=workspace
     )
-    return EventOutcome(get_pipelinejob(workspace, job.uuid), "reset", removed_files=removed)
+    return EventOutcome.of(get_pipelinejob(workspace, job.uuid), "reset", removed_files=removed)
 
 
 def is_admin_event(event: Any) -> bool:

@@ -12,7 +12,6 @@ job with the reason, or finishes it if the indexing job had finished.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from assay.bundles.workspace import Workspace
 from assay.core.errors import InvalidTransition, JobNotFound
 from assay.jobs import store
+from assay.jobs.reconcile import reconcile_job
 from assay.jobs.runner import JobContext, run_inline
 from assay.pjobs import archive
 from assay.pjobs.indexer import DEFAULT_INDEX_CONTEXT, IndexTarget, index_archive
@@ -130,24 +130,27 @@ def _latest_index_job(workspace: Workspace, pipelinejob_id: str) -> str | None:
 def recover(workspace: Workspace, *, stale_after_s: float = 30.0) -> list[str]:
     """Settle managed jobs left in INDEXING by a dead process; returns their ids.
 
-    First an indexing job RUNNING in a dead process (its pid gone on this host, or no
-    heartbeat for ``stale_after_s``) is failed with that reason (the job layer's general
-    reconciliation does the same for every kind; this covers indexing jobs on their own). Then, for
-    each managed job in INDEXING whose indexing job has ended, fires ``indexed`` or ``fail``.
-    An indexing job still CREATED whose creator died (older than ``stale_after_s``) is stopped
-    first, so its managed job fails rather than waiting for ever.
+    For each managed job in INDEXING, its latest indexing job is reconciled by the job layer
+    (``jobs.reconcile.reconcile_job``: RUNNING in a process that is gone, or silent for
+    ``stale_after_s`` -> FAILED with the reason). An indexing job that never ran (CREATED
+    longer than ``stale_after_s``, or re-queued: nobody else runs this kind) is stopped. Then an
+    ended indexing job settles its managed job: ``indexed`` if it finished, ``fail`` otherwise.
     """
-    _fail_dead_indexers(workspace, stale_after_s)
     settled = []
-    for job in store.list_jobs(kind="pipelinejob", state="INDEXING", workspace=workspace):
+    jobs = store.list_jobs(kind="pipelinejob", state="INDEXING", limit=None, workspace=workspace)
+    for job in jobs:
         index_job_id = _latest_index_job(workspace, job.job_id)
         if index_job_id is None:
             continue
         try:
+            reconcile_job(index_job_id, workspace, stale_after_s=stale_after_s)
             index_job = store.get_job(index_job_id, workspace=workspace)
         except JobNotFound:
             continue
-        if index_job.state == "CREATED" and index_job.created < time.time() - stale_after_s:
+        never_ran = index_job.state == "QUEUED" or (
+            index_job.state == "CREATED" and index_job.created < time.time() - stale_after_s
+        )
+        if never_ran:
             index_job = store.request_stop(index_job_id, workspace=workspace)
         if not index_job.terminal:
             continue
@@ -157,32 +160,3 @@ def recover(workspace: Workspace, *, stale_after_s: float = 30.0) -> list[str]:
             continue  # another process settled it first
         settled.append(job.job_id)
     return settled
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
-def _fail_dead_indexers(workspace: Workspace, stale_after_s: float) -> None:
-    here = store.this_process()["host"]
-    now = time.time()
-    for job in store.list_jobs(kind=INDEX_KIND, state="RUNNING", limit=None, workspace=workspace):
-        if job.host == here and job.pid is not None and job.pid != os.getpid():
-            dead = not _pid_alive(job.pid)
-            reason = f"the indexing process {job.pid} on {here} died"
-        else:
-            seen = job.last_seen or job.updated
-            dead = job.pid != os.getpid() and now - seen > stale_after_s
-            reason = f"no heartbeat from the indexing process for {now - seen:.0f} s"
-        if not dead:
-            continue
-        try:
-            store.fire(job.job_id, "fail", error=reason, workspace=workspace)
-        except InvalidTransition:
-            continue  # it ended meanwhile

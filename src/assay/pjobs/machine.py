@@ -71,3 +71,11 @@ PIPELINEJOB_MACHINE = StateMachine(
     initial="CREATED",
 )
 register_machine(PIPELINEJOB_MACHINE)
+
+
+def info_events_table() -> str:
+    """The info events as a Markdown table (for docs/pipelinejobs.md)."""
+    lines = ["| event | allowed in | meaning |", "|---|---|---|"]
+    for event, (sources, description) in INFO_EVENTS.items():
+        lines.append(f"| {event} | {', '.join(sorted(sources))} | {description} |")
+    return "\n".join(lines) + "\n"

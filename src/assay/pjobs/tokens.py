@@ -58,7 +58,15 @@ def server_secret(settings: Settings) -> bytes:
     return _read_secret(path)
 
 
+#: Secrets read from files, by path: the file is read once per process (every webhook call
+#: checks a token). A changed secret takes effect when the server restarts.
+_cache: dict[str, bytes] = {}
+
+
 def _read_secret(path: Path) -> bytes:
+    cached = _cache.get(str(path))
+    if cached is not None:
+        return cached
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise InvalidInput(
@@ -68,6 +76,7 @@ def _read_secret(path: Path) -> bytes:
     value = path.read_bytes().strip()
     if len(value) < _MIN_SECRET_LENGTH:
         raise InvalidInput(f"the server secret {path} is too short; delete it to make a new one")
+    _cache[str(path)] = value
     return value
 
 

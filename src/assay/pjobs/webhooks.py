@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from assay.bundles.workspace import Workspace
-from assay.core.errors import InvalidEvent, PayloadTooLarge
+from assay.core.errors import InvalidEvent, PayloadTooLarge, PermissionDenied
 from assay.pjobs.events import EventOutcome, apply_event, is_admin_event
 from assay.pjobs.identity import is_uuid
 from assay.pjobs.tokens import check_token, job_token
@@ -59,6 +59,11 @@ def handle(
     """Verify ``token`` for ``job_uuid`` and apply the event ``document`` describes."""
     event = document.get("event", document.get("name"))
     job_uuid = job_uuid.lower()
+    body_token = document.get("token")  # SD2E put it in the body; the URL's wins
+    if token is None and isinstance(body_token, str):
+        token = body_token
+    elif body_token is not None and body_token != token:
+        raise PermissionDenied("the token in the body is not the one in the URL")
     check_token(job_uuid, token, workspace.settings, admin=is_admin_event(event))
     if not is_uuid(job_uuid):
         raise InvalidEvent(f"{job_uuid!r} is not a job uuid")

@@ -55,8 +55,8 @@ async def post_event(
         webhooks.handle, ws, job_uuid, document, caller_token, run_index=False
     )
     answer: dict[str, Any] = {
-        "uuid": outcome.job.uuid,
-        "state": outcome.job.state,
+        "uuid": outcome.uuid,
+        "state": outcome.state,
         "event": outcome.event,
         "replayed": outcome.replayed,
     }
