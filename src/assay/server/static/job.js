@@ -16,7 +16,12 @@
   });
   source.addEventListener("transition", function (message) {
     var event = JSON.parse(message.data);
-    state.textContent = event.to_state;
+    // The stream replays from the start (for the log); the state shown at page load is
+    // already as new as the transitions it had: only newer ones change it.
+    if (event.seq > Number(state.dataset.seq)) {
+      state.textContent = event.to_state;
+      state.dataset.seq = String(event.seq);
+    }
     if (!seen[String(event.seq)]) {
       seen[String(event.seq)] = true;
       var row = history.insertRow();
