@@ -21,6 +21,7 @@ from assay.core.errors import ContextExists, InvalidInput, PayloadTooLarge
 from assay.core.names import check_bundle_name, check_context_name
 from assay.server.api_auth import Principal, scope
 from assay.server.api_common import (
+    Json,
     bundle_by_uuid,
     bundle_json,
     context_json,
@@ -85,7 +86,7 @@ def list_bundles(
     after: Annotated[str | None, Query(description="Created at or after (ISO date).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> dict[str, Any]:
+) -> Json:
     page = page_bundles(
         workspace,
         context,
@@ -97,14 +98,16 @@ def list_bundles(
         limit=limit,
         cursor=cursor,
     )
-    return page_json([bundle_json(r) for r in page.items], page.next_cursor)
+    return Json(page_json([bundle_json(r) for r in page.items], page.next_cursor))
 
 
 @router.get("/bundles/{uuid}", summary="One bundle (with its files)")
-def bundle_detail(uuid: str, _: Reader, workspace: Space) -> dict[str, Any]:
+def bundle_detail(uuid: str, _: Reader, workspace: Space) -> Json:
     record = bundle_by_uuid(workspace, uuid)
     files = operations.files_of(workspace, record)
-    return {**bundle_json(record), "files": [file_json(f) for f in files], "data": record.data}
+    return Json(
+        {**bundle_json(record), "files": [file_json(f) for f in files], "data": record.data}
+    )
 
 
 @router.get("/bundles/{uuid}/versions", summary="Every version of this bundle's name")

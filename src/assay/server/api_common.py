@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 
 from assay.bundles.workspace import Workspace
 from assay.catalog import queries
@@ -66,6 +67,11 @@ def context_json(info: ContextInfo) -> dict[str, Any]:
 
 def page_json(items: list[Any], next_cursor: str | None) -> dict[str, Any]:
     return {"items": items, "next_cursor": next_cursor}
+
+
+class Json(JSONResponse):
+    """A JSON answer built from plain JSON values: returned as a response, it skips FastAPI's
+    ``jsonable_encoder`` walk (about 2 ms for a page of 50 bundles)."""
 
 
 def bundle_by_uuid(workspace: Workspace, uuid: str) -> BundleRecord:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -16,7 +16,7 @@ from assay.bundles.lineage_graph import (
 )
 from assay.bundles.workspace import Workspace
 from assay.server.api_auth import Principal, scope
-from assay.server.api_common import workspace_of
+from assay.server.api_common import Json, workspace_of
 
 router = APIRouter(tags=["lineage"])
 
@@ -33,10 +33,10 @@ def lineage(
     depth: Annotated[int, Query(ge=0, le=MAX_DEPTH)] = 5,
     max_nodes: Annotated[int, Query(ge=1, le=MAX_NODES)] = 500,
     format: Literal["json", "prov-json"] = "json",
-) -> dict[str, Any]:
+) -> Json:
     graph = lineage_graph(workspace, node, direction=direction, depth=depth, max_nodes=max_nodes)
     if format == "prov-json":
         document = to_prov_json(as_lineage_nodes(workspace, graph))
         document["assay:truncated"] = graph.truncated
-        return document
-    return graph_dict(graph)
+        return Json(document)
+    return Json(graph_dict(graph))
