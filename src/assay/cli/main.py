@@ -11,7 +11,7 @@
 | 6 | unavailable (catalog or storage cannot be reached or used) |
 | 7 | a missing optional extra |
 | 8 | a question to a service failed (the app raised, crashed, hung, timed out, was cancelled) |
-| 9 | access denied (a dataset's compute-to-data policy, another consumer's job) |
+| 9 | access denied (a dataset's compute-to-data policy, another consumer's job; a missing, expired or revoked token; a token without the scope needed) |
 | 10 | a pipeline task failed (``assay apply``; its traceback precedes the error line) |
 | 70 | internal error (a bug: please report it; ``ASSAY_DEBUG=1`` shows the traceback) |
 | 130 | interrupted |
