@@ -4,6 +4,7 @@ hence neither SQLAlchemy nor pandas; the help table of lazily loaded commands ma
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 import typer.main
@@ -68,3 +69,37 @@ def test_every_lazy_command_loads_and_runs_its_help() -> None:
     ctx = group.make_context("assay", ["ls", "--help"], resilient_parsing=True)
     assert group.get_command(ctx, "ls") is lazy.load("ls")
     assert group.get_command(ctx, "no-such-command") is None
+
+
+def test_a_long_listing_prints_every_bundle_as_aligned_plain_columns(
+    sqlite_home: Path, tmp_path: Path
+) -> None:
+    from cli_helpers import ok
+
+    from assay import api
+    from assay.cli.output import PLAIN_LISTING_ROWS
+
+    api.context("many")
+    source = tmp_path / "one.txt"
+    source.write_text("x")
+    count = PLAIN_LISTING_ROWS + 1
+    for i in range(count):
+        api.add("many", f"b-{i:03}", source, tags={"team": f"t{i % 2}"})
+
+    lines = ok("ls", "-c", "many").stdout.splitlines()
+
+    assert lines[0].split() == [
+        "name",
+        "uuid",
+        "created",
+        "commit",
+        "type",
+        "files",
+        "size",
+        "tags",
+    ]
+    assert len(lines) == 2 + count
+    assert sorted(line.split()[0] for line in lines[2:]) == [f"b-{i:03}" for i in range(count)]
+    # Aligned: every row's uuid starts in the same column.
+    assert len({line.find(line.split()[1], len(line.split()[0])) for line in lines[2:]}) == 1
+    assert all("team=t" in line for line in lines[2:])

@@ -14,11 +14,11 @@ from assay.cli.bundles import OptionalName, UuidOption
 from assay.cli.output import (
     Output,
     bundle_dict,
-    bundles_table,
     cell,
     human_size,
     key_value_table,
     local_time,
+    print_bundles,
     short,
     table,
     tags_text,
@@ -45,7 +45,7 @@ def _newest_per_name(records: list[BundleRecord]) -> list[BundleRecord]:
 def _show_listing(out: Output, records: list[BundleRecord], empty: str) -> None:
     def render(console: Console) -> None:
         if records:
-            console.print(bundles_table(records))
+            print_bundles(console, records)
         else:
             console.print(Text(empty))
 

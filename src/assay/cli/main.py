@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Sequence
-from importlib import metadata
 from typing import Annotated, Any
 
 import typer
@@ -131,6 +129,8 @@ class AssayGroup(TyperGroup):
 
 def report_internal_error(exc: BaseException, as_json: bool) -> None:
     if os.environ.get("ASSAY_DEBUG") == "1":
+        import traceback
+
         traceback.print_exception(exc, file=sys.stderr)
         hint = ""
     else:
@@ -141,6 +141,8 @@ def report_internal_error(exc: BaseException, as_json: bool) -> None:
 
 
 def _version() -> str:
+    from importlib import metadata  # here: 20 ms that only --version needs
+
     try:
         return metadata.version("assay")
     except metadata.PackageNotFoundError:
