@@ -206,9 +206,9 @@ def bundles_table(records: Sequence[BundleRecord], title: str | None = None) -> 
     return result
 
 
-#: Listings longer than this print as plain aligned text: Rich measures and wraps every cell
+#: Listings longer than a screen print as plain aligned text: Rich measures and wraps every cell
 #: of a table, which took about a second for 1,000 bundles.
-PLAIN_LISTING_ROWS = 100
+PLAIN_LISTING_ROWS = 40
 _LISTING_HEADERS = ("name", "uuid", "created", "commit", "type", "files", "size", "tags")
 _RIGHT_ALIGNED = {5, 6}
 
