@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from assay.bundles.manifest_download import install_downloader
 from assay.core.errors import (
     ChildError,
     InvalidInput,
@@ -42,9 +43,10 @@ from assay.core.errors import (
 from assay.core.manifest import Manifest, local_files_refused
 from assay.services import registry
 from assay.services.config import LOCAL_SRUID, ServiceConfig, parse_sruid
-from assay.services.runner import current_question, to_manifest
+from assay.services.context import current_question, to_manifest
 from assay.services.twine import Twine
 
+install_downloader()  # manifests handed to apps and askers can download their datasets
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 86_400.0
@@ -473,7 +475,7 @@ def _is_worker_for(pid: int, question_uuid: str) -> bool:
 
     A one-question worker names its question on its command line; a pool worker (``--serve``)
     names the question it is answering in ``/proc/PID/comm`` (Linux)."""
-    from assay.services.worker import question_name
+    from assay.services.protocol import question_name
 
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:

@@ -24,6 +24,12 @@ LOG_TEXT_CAP = 64 * 1024
 _RECORD_FIELDS = ("name", "levelno", "levelname", "pathname", "lineno", "funcName", "created")
 
 
+def question_name(question_uuid: str) -> bytes:
+    """What a pool worker answering ``question_uuid`` calls itself (``/proc/PID/comm``, 15
+    characters), so a cancel from another process can tell which question it is answering."""
+    return question_uuid.replace("-", "")[:15].encode()
+
+
 def cap(text: str, limit: int = LOG_TEXT_CAP) -> str:
     if len(text) <= limit:
         return text

@@ -371,11 +371,6 @@ def _set_name(name: bytes) -> None:
         pass
 
 
-def question_name(question_uuid: str) -> bytes:
-    """What a pool worker answering ``question_uuid`` calls itself (15 characters)."""
-    return question_uuid.replace("-", "")[:15].encode()
-
-
 def _exit_group() -> NoReturn:
     """Stop this worker and everything it started (its process group, when it leads one: the
     parent starts it in a new session)."""
@@ -441,7 +436,7 @@ def serve() -> int:
             line = questions.pop(0)
         try:
             question = json.loads(line)
-            _set_name(question_name(str(question.get("question_uuid", ""))))
+            _set_name(protocol.question_name(str(question.get("question_uuid", ""))))
             _enter(question)
         except Exception as error:  # unreadable, or its folder is gone: say so, then stop
             _unreadable(channel, error)
