@@ -167,3 +167,60 @@ question_events = Table(
     Column("payload", Text, nullable=False),  # JSON
     Index("ix_question_events_question_seq", "question_uuid", "seq"),
 )
+
+# -- jobs (migration 0004) --------------------------------------------------------------------
+# One row per job of any kind (question, compute, pipeline task, managed pipeline job). ``state``
+# moves only through guarded updates (``UPDATE ... WHERE state IN (:sources)``, see
+# assay.jobs.store); ``last_seq`` is the sequence number of the job's newest event, bumped in the
+# same statement that writes the event, so event numbers are allocated inside the transaction.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("machine", String(64), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("state_code", Integer, nullable=False),
+    Column("environment", String(128), nullable=False),
+    Column("owner", String(256), nullable=False, default=""),
+    Column("spec", Text, nullable=False, default="{}"),  # JSON
+    Column("result", Text, nullable=True),  # JSON
+    Column("error", Text, nullable=True),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Column("started", Float, nullable=True),
+    Column("finished", Float, nullable=True),
+    Column("last_seen", Float, nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("pgid", Integer, nullable=True),
+    Column("host", String(255), nullable=True),
+    Column("workdir", String(4096), nullable=True),
+    Column("stop_requested", Boolean, nullable=False, default=False),
+    Column("parent_job_id", String(36), nullable=True),
+    Column("last_seq", Integer, nullable=False, default=0),
+    Index("ix_jobs_kind_created", "kind", "created"),
+    Index("ix_jobs_state", "state"),
+    Index("ix_jobs_environment_state", "environment", "state"),
+    Index("ix_jobs_parent", "parent_job_id"),
+    Index("ix_jobs_created", "created"),
+)
+
+# Every event of a job: transitions (``event``, ``from_state``, ``to_state``), logs, monitor
+# messages and a kind's own types. Heartbeats are not events (they update ``jobs.last_seen``).
+job_events = Table(
+    "job_events",
+    metadata,
+    Column(
+        "job_id",
+        String(36),
+        ForeignKey("jobs.job_id", ondelete="CASCADE", name="fk_job_events_job"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True),  # the primary key makes (job_id, seq) unique
+    Column("at", Float, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("event", String(64), nullable=False, default=""),
+    Column("from_state", String(32), nullable=True),
+    Column("to_state", String(32), nullable=True),
+    Column("payload", Text, nullable=False, default="{}"),  # JSON
+)

@@ -290,3 +290,50 @@ class RemoteAccessDenied(Unavailable):
     """The remote refused the credentials (or their permissions)."""
 
     code = "remote_access_denied"
+
+
+# -- jobs (assay.jobs) ------------------------------------------------------------------------
+class JobNotFound(NotFound):
+    """No job has this id (or unique id prefix)."""
+
+    code = "job_not_found"
+
+
+class InvalidTransition(Conflict):
+    """An event that the job's state machine does not allow from the job's current state (or a
+    transition that lost a race with another process: the message names the state it found)."""
+
+    code = "invalid_transition"
+
+
+class EnvironmentNotFound(NotFound):
+    """A compute environment id that no environments file declares."""
+
+    code = "environment_not_found"
+
+
+class InvalidEnvironmentConfig(InvalidInput):
+    """An ``environments.yaml`` (or the environments of an ``assay.yaml``) that cannot be used;
+    the message names the file and the line."""
+
+    code = "invalid_environment_config"
+
+
+class UnknownStateMachine(NotFound):
+    """A job names a state machine that no code registered."""
+
+    code = "unknown_state_machine"
+
+
+class SandboxUnavailable(Unavailable):
+    """An environment asks for ``isolation: sandbox`` and bubblewrap (``bwrap``) cannot run
+    here: the job is refused, never run unisolated."""
+
+    code = "sandbox_unavailable"
+
+
+class JobStopped(AssayError):
+    """Raised inside a job's own code (or by ``JobContext.check_stop``) to end the job STOPPED."""
+
+    code = "job_stopped"
+    exit_code = 1

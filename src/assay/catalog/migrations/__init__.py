@@ -4,4 +4,4 @@
 up-to-date catalog can compare one string instead of loading Alembic.
 """
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0004"
