@@ -142,49 +142,19 @@ def create_job(
         with ws.write() as conn:
             existing = queries.job(conn, job_id, for_update=force)
             if existing is None:
-                queries.insert_job(
-                    conn,
-                    {
-                        "job_id": job_id,
-                        "kind": kind,
-                        "machine": machine,
-                        "state": initial.name,
-                        "state_code": initial.code,
-                        "environment": environment,
-                        "owner": owner,
-                        "spec": spec_text,
-                        "result": None,
-                        "error": None,
-                        "created": now,
-                        "updated": now,
-                        "started": None,
-                        "finished": None,
-                        "last_seen": None,
-                        "pid": None,
-                        "pgid": None,
-                        "host": None,
-                        "workdir": None,
-                        "stop_requested": False,
-                        "parent_job_id": parent_job_id,
-                        "last_seq": 1,
-                    },
+                return (
+                    create_job_in(
+                        conn,
+                        kind,
+                        job_id,
+                        spec=spec,
+                        machine=machine,
+                        environment=environment,
+                        owner=owner,
+                        parent_job_id=parent_job_id,
+                    ),
+                    True,
                 )
-                queries.insert_events(
-                    conn,
-                    [
-                        _event_row(
-                            job_id,
-                            1,
-                            now,
-                            "transition",
-                            {"kind": kind},
-                            "create",
-                            None,
-                            initial.name,
-                        )
-                    ],
-                )
-                return _record(queries.job(conn, job_id)), True
             if not force:
                 return _record(existing), False
             old = _record(existing)
@@ -241,6 +211,70 @@ def create_job(
     except IntegrityError:
         # Another process inserted the same id between our read and our insert (PostgreSQL).
         return get_job(job_id, workspace=ws), False
+
+
+def create_job_in(
+    conn: Connection,
+    kind: str,
+    job_id: str,
+    *,
+    spec: dict[str, Any],
+    machine: str = "job",
+    environment: str = "local",
+    owner: str = "",
+    parent_job_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
+) -> JobRecord:
+    """Insert a new job (initial state, transition event ``create``) inside the caller's write
+    transaction, so a kind can write its first events and side rows in the same transaction.
+    ``payload`` is added to the ``create`` event's; ``fields`` sets ``pid``/``host``/... at once.
+    The id must be new (an existing one fails the insert)."""
+    state_machine = machine_for(machine)
+    initial = state_machine.state(state_machine.initial)
+    now = time.time()
+    row = {
+        "job_id": job_id,
+        "kind": kind,
+        "machine": machine,
+        "state": initial.name,
+        "state_code": initial.code,
+        "environment": environment,
+        "owner": owner,
+        "spec": dumps(spec),
+        "result": None,
+        "error": None,
+        "created": now,
+        "updated": now,
+        "started": None,
+        "finished": None,
+        "last_seen": None,
+        "pid": None,
+        "pgid": None,
+        "host": None,
+        "workdir": None,
+        "stop_requested": False,
+        "parent_job_id": parent_job_id,
+        "last_seq": 1,
+    }
+    row.update(fields or {})
+    queries.insert_job(conn, row)
+    queries.insert_events(
+        conn,
+        [
+            _event_row(
+                job_id,
+                1,
+                now,
+                "transition",
+                {"kind": kind, **(payload or {})},
+                "create",
+                None,
+                initial.name,
+            )
+        ],
+    )
+    return _record(queries.job(conn, job_id))
 
 
 # -- transitions --------------------------------------------------------------------------------
@@ -349,19 +383,40 @@ def append_events(
         _check_type(type_)
         if type_ == "transition":
             raise InvalidInput("transition events are written by fire(), not append_events()")
-    now = time.time()
     with _workspace(workspace).write() as conn:
-        last = queries.allocate_seqs(conn, job_id, len(items), {})
-        if last is None:
-            raise JobNotFound(f"no job {job_id}", {"job_id": job_id})
-        first = last - len(items) + 1
-        queries.insert_events(
-            conn,
-            [
-                _event_row(job_id, first + offset, now, type_, payload)
-                for offset, (type_, payload) in enumerate(items)
-            ],
-        )
+        return append_events_in(conn, job_id, items)
+
+
+def append_events_in(
+    conn: Connection,
+    job_id: str,
+    items: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    at: Sequence[float | None] | None = None,
+    changes: dict[str, Any] | None = None,
+) -> list[int]:
+    """``append_events`` inside the caller's write transaction. ``at``: each event's time (None:
+    now), for events recorded where they happened (a worker's clock). ``changes``: bookkeeping
+    columns (``last_seen``, ``pid``...) set by the same statement that allocates the seqs."""
+    for type_, _payload in items:
+        _check_type(type_)
+        if type_ == "transition":
+            raise InvalidInput("transition events are written by fire(), not append_events()")
+    if not items and not changes:
+        return []
+    now = time.time()
+    last = queries.allocate_seqs(conn, job_id, len(items), dict(changes or {}))
+    if last is None:
+        raise JobNotFound(f"no job {job_id}", {"job_id": job_id})
+    first = last - len(items) + 1
+    times = list(at) if at is not None else [None] * len(items)
+    queries.insert_events(
+        conn,
+        [
+            _event_row(job_id, first + offset, times[offset] or now, type_, payload)
+            for offset, (type_, payload) in enumerate(items)
+        ],
+    )
     return list(range(first, last + 1))
 
 
@@ -440,6 +495,12 @@ def set_fields(job_id: str, fields: dict[str, Any], *, workspace: Workspace | No
 
 
 # -- reading ------------------------------------------------------------------------------------
+def job_in(conn: Connection, job_id: str) -> JobRecord | None:
+    """One job by exact id inside the caller's transaction, or None."""
+    row = queries.job(conn, job_id)
+    return _record(row) if row is not None else None
+
+
 def get_job(job_id: str, *, workspace: Workspace | None = None) -> JobRecord:
     """One job by id or unique id prefix; ``JobNotFound`` / ``AmbiguousReference``."""
     if not job_id:

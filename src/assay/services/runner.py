@@ -173,6 +173,7 @@ class Runner:
             analysis.id, originator_question_uuid or analysis.id, self.service_id
         )
         token = enter_question(context)
+        succeeded = False
         try:
             self._run_app(analysis)
             analysis.output_manifest = to_manifest(analysis.output_manifest, "output_manifest")
@@ -191,12 +192,13 @@ class Runner:
                     configuration_manifest=self.configuration_manifest,
                     output_location=self.output_location,
                 )
+            succeeded = True
         finally:
             leave_question(token)
-            if self.commit_outputs:
+            if self.commit_outputs or not succeeded:
                 analysis._close()  # outputs are in the store now, or there are none to keep
             else:
-                analysis._close_monitors()
+                analysis._close_monitors()  # the caller publishes the outputs, then removes them
         return analysis
 
     def _make_children(self, specs: list[ChildSpec]) -> dict[str, Any]:
