@@ -21,7 +21,9 @@ and stops the worker (``killpg`` SIGKILL) and asks the kind for the exception to
 - the process ends without a last event (``on_exit`` with its exit status);
 - a stop is requested: in this process (``stop_event``) or from any other through the job's
   ``stop_requested`` column, read at every flush of the job's recorder and at least every
-  ``POLL_SECONDS`` (``on_stop``).
+  ``POLL_SECONDS`` (``on_stop``);
+- another process ended the job first (a stop before it ran, reconciliation): a transition
+  of ours is refused or the job is found terminal (``on_lost``: that outcome stands).
 
 While the worker lives, the recorder ``touch``es the job, so ``last_seen`` says the supervisor
 is watching (reconciliation fails jobs whose supervisor died).
@@ -43,6 +45,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
+from assay.core.errors import InvalidTransition
 from assay.jobs import wire
 from assay.jobs.recorder import JobRecorder
 
@@ -290,6 +293,7 @@ class WorkerTask(Protocol):
     def on_silence(self, seconds: float) -> BaseException: ...
     def on_exit(self, code: int | None, stderr_tail: str) -> BaseException: ...
     def on_stop(self, by: str) -> BaseException: ...
+    def on_lost(self, error: InvalidTransition) -> BaseException: ...
 
 
 def supervise(
@@ -303,6 +307,23 @@ def supervise(
 ) -> Any:
     """Pass the worker's events to ``task`` until it is ``Done``; raise what ``task`` says when
     the worker times out, goes silent, exits or is stopped (it is killed first)."""
+    try:
+        return _loop(worker, task, recorder, timeout, max_silence, stop_event)
+    except InvalidTransition as lost:
+        # Another process ended the job first (a stop before it ran, reconciliation): its
+        # outcome stands; the worker's work is not wanted any more.
+        worker.kill()
+        raise task.on_lost(lost) from None
+
+
+def _loop(
+    worker: WorkerProcess,
+    task: WorkerTask,
+    recorder: JobRecorder,
+    timeout: float | None,
+    max_silence: float,
+    stop_event: threading.Event,
+) -> Any:
     started = time.monotonic()
     deadline = started + timeout if timeout is not None else None
     last_heard = started
@@ -317,7 +338,10 @@ def supervise(
             raise task.on_stop("this process")
         if now >= next_poll:
             next_poll = now + POLL_SECONDS
-            recorder.poll()
+            recorder.touch()  # the supervisor is watching, whether the worker speaks or not
+            record = recorder.poll()
+            if record is not None and record.terminal:
+                raise InvalidTransition(f"job {record.job_id} ended {record.state} elsewhere")
             if recorder.stop_requested:
                 worker.kill()
                 raise task.on_stop("a stop request")

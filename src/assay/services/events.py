@@ -6,9 +6,10 @@ the question's view of it, as before the move:
 
 - status (from the job's state): CREATED/QUEUED/PROVISIONING ``asked``, RUNNING/PUBLISHING
   ``running``, FINISHED ``succeeded``, FAILED ``failed`` (``crashed`` when the worker died,
-  hung or the asker died), TIMED_OUT ``timed_out``, STOPPED ``cancelled``;
+  hung or could not start, or the asker died), TIMED_OUT ``timed_out``, STOPPED ``cancelled``;
 - event kinds (from the job's events, one for one, so seqs run 1..n): transition ``create``
-  ``question``; ``run`` ``delivery``; ``publish`` ``publishing``; ``finish`` ``result``;
+  ``question``; ``provision`` ``provisioning`` (only for a question that timed out while its
+  worker was starting); ``run`` ``delivery``; ``publish`` ``publishing``; ``finish`` ``result``;
   ``fail``/``time_out`` ``exception``; ``stop`` ``cancelled``; type ``log`` ``log_record``;
   ``monitor`` ``monitor_message``; ``stop_request`` as is. Heartbeats are no longer events (they
   update the job's ``last_seen``); ``heartbeat`` stays a known kind for old exports.
@@ -42,6 +43,7 @@ EVENT_KINDS = (
     "cancelled",
     "publishing",
     "stop_request",
+    "provisioning",
 )
 #: Statuses a question moves through; the last five are final.
 STATUSES = ("asked", "running", "succeeded", "failed", "crashed", "timed_out", "cancelled")
@@ -65,6 +67,7 @@ _STATUS_STATES["crashed"] = ("FAILED",)
 _TRANSITION_KINDS = {
     "create": "question",
     "recreate": "question",
+    "provision": "provisioning",
     "run": "delivery",
     "publish": "publishing",
     "finish": "result",
@@ -84,8 +87,11 @@ def _loads(text: str | None) -> Any:
 
 
 def status_of(state: str, error: dict[str, Any] | None) -> str:
+    """The question's status for its job's state. FAILED is ``crashed`` when the worker died or
+    hung (the error says so) or when no error was recorded at all: only reconciliation fails a
+    question without one, because its asker died."""
     status = _STATE_STATUS.get(state, state.lower())
-    if status == "failed" and isinstance(error, dict) and error.get("crashed"):
+    if status == "failed" and (error is None or error.get("crashed")):
         return "crashed"
     return status
 

@@ -121,6 +121,7 @@ class LocalQuestion:
         self.worker: WorkerProcess | None = None
         self._key: PoolKey | None = None
         self._reuse = False
+        self._delivered = False
         self._stop = threading.Event()
 
     # -- starting ---------------------------------------------------------------------------
@@ -192,6 +193,7 @@ class LocalQuestion:
         if self.received_events is not None and len(self.received_events) < 10_000:
             self.received_events.append(event)
         if kind == "delivery":
+            self._delivered = True
             details = {"worker_pid": payload.get("pid"), "worker_answered": payload.get("answered")}
             self.recorder.fire(
                 "run",
@@ -219,6 +221,9 @@ class LocalQuestion:
             f"{self.service.sruid}: no answer to question {self.question_uuid} "
             f"within the timeout of {timeout:g} s; the child was stopped"
         )
+        if not self._delivered:
+            # The worker was still starting: the job was provisioning when its time ran out.
+            self.recorder.fire("provision", payload={"worker_pid": self.worker and self.worker.pid})
         return self._fail("time_out", error)
 
     def on_silence(self, seconds: float) -> BaseException:
@@ -241,6 +246,10 @@ class LocalQuestion:
         except InvalidTransition:
             return self._recorded_outcome()
         return cancelled
+
+    def on_lost(self, error: InvalidTransition) -> BaseException:
+        logger.info("question %s: %s", self.question_uuid, error.message)
+        return self._recorded_outcome()
 
     # -- helpers ----------------------------------------------------------------------------
     def _details(self, values: dict[str, Any]) -> Any:
@@ -303,6 +312,8 @@ class LocalQuestion:
         return True
 
     def _fail(self, event: str, error: AssayError) -> BaseException:
+        error.service_id = self.service.sruid  # type: ignore[attr-defined]
+        error.question_uuid = self.question_uuid  # type: ignore[attr-defined]
         crashed = event == "fail"
         payload = {**exception_payload(error), "origin": "parent", "traceback": ""}
         if crashed:
@@ -337,9 +348,11 @@ class LocalQuestion:
         try:
             result = publish(self.recorder, self.service, self.question, payload, publish_info)
         except InvalidTransition:
-            raise self._recorded_outcome() from None
+            raise  # the supervisor reports the outcome recorded elsewhere
         except Exception as error:  # publishing failed: the question fails, nothing is half-kept
             self._record_failure("fail", {**exception_payload(error), "origin": "parent"})
+            error.service_id = self.service.sruid  # type: ignore[attr-defined]
+            error.question_uuid = self.question_uuid  # type: ignore[attr-defined]
             raise
         finally:
             if isinstance(publish_info, dict) and publish_info.get("scratch"):
