@@ -69,6 +69,25 @@ def transition(
     return None if row is None else int(row[0])
 
 
+def transition_by(
+    conn: Connection,
+    job_id: str,
+    sources: Collection[str],
+    changes: Mapping[str, Any],
+    steps: int,
+) -> int | None:
+    """``transition`` for ``steps`` transitions recorded at once (``last_seq`` bumped by that
+    many); the new ``last_seq`` or None."""
+    row = conn.execute(
+        update(jobs)
+        .where(jobs.c.job_id == job_id)
+        .where(jobs.c.state.in_(list(sources)))
+        .values(**changes, last_seq=jobs.c.last_seq + steps)
+        .returning(jobs.c.last_seq)
+    ).first()
+    return None if row is None else int(row[0])
+
+
 def allocate_seqs(
     conn: Connection, job_id: str, count: int, changes: Mapping[str, Any]
 ) -> int | None:

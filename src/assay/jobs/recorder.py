@@ -68,6 +68,7 @@ class JobRecorder:
         self._marker_added = False
         self._created = False
         self._terminal_machine: str = "job"
+        self._state: str | None = None  # the job's state as this recorder last left or read it
         #: The job as last read (after the last flush or poll); None before the first write.
         self.record: JobRecord | None = None
 
@@ -201,29 +202,69 @@ class JobRecorder:
             if not ops and not touch:
                 return self.record
             lost: InvalidTransition | None = None
+            ended = False
+            rows: list[dict[str, Any]] = []  # event rows, inserted in one statement at the end
+            seen_at = time.time() if touch else None  # last_seen, set by a statement we make
             with self.workspace.write() as conn:
-                for op, arguments in ops:
+                for op, arguments in _grouped(ops):
                     if op == "create":
-                        store.create_job_in(conn, job_id=self.job_id, **arguments)
+                        if seen_at is not None:
+                            fields = {**(arguments.get("fields") or {}), "last_seen": seen_at}
+                            arguments = {**arguments, "fields": fields}
+                            seen_at = None
+                        store.create_job_in(conn, job_id=self.job_id, events_out=rows, **arguments)
                         self._created = True
+                        machine = machine_for(arguments["machine"])
+                        self._state = machine.initial
+                        for step in arguments.get("path") or ():
+                            self._state = machine.target(self._state, step["event"])
+                        ended = machine.is_terminal(self._state)
                     elif op == "events":
                         items, times = arguments
-                        store.append_events_in(conn, self.job_id, items, at=times)
-                    elif op == "fire":
+                        changes = {"last_seen": seen_at} if seen_at is not None else None
+                        store.append_events_in(
+                            conn, self.job_id, items, at=times, changes=changes, events_out=rows
+                        )
+                        seen_at = None
+                    elif op == "fires":
                         if lost is not None:
                             continue  # the race is lost: later transitions would be wrong
+                        if seen_at is not None:
+                            last = arguments[-1]
+                            arguments[-1] = {
+                                **last,
+                                "fields": {**(last.get("fields") or {}), "last_seen": seen_at},
+                            }
+                            seen_at = None
                         try:
-                            store.fire_in(conn, self.job_id, **arguments)
+                            ended = self._fire(conn, arguments, rows)
                         except InvalidTransition as error:
                             lost = error
                     elif lost is None:  # a side write belongs with the transitions before it
                         arguments(conn)
-                if touch:
-                    job_queries.update_job(conn, self.job_id, {"last_seen": time.time()})
-                self.record = store.job_in(conn, self.job_id)
+                if seen_at is not None:
+                    job_queries.update_job(conn, self.job_id, {"last_seen": seen_at})
+                store.insert_event_rows(conn, rows)
+                if not ended:  # after our own final transition nobody needs the row again
+                    self.record = store.job_in(conn, self.job_id)
+                    self._state = self.record.state if self.record is not None else None
             if lost is not None:
                 raise lost
             return self.record
+
+    def _fire(self, conn: Any, steps: list[dict[str, Any]], rows: list[dict[str, Any]]) -> bool:
+        """Queued transitions in a row; True when they ended the job. From the state this
+        recorder left the job in: one guarded update for all; else ``fire_in`` each (reads)."""
+        machine = self._terminal_machine
+        if self._state is not None:
+            self._state = store.fire_path_in(
+                conn, self.job_id, self._state, steps, machine=machine, events_out=rows
+            )
+        else:
+            for step in steps:
+                self._state = store.fire_in(conn, self.job_id, **step).state
+        assert self._state is not None
+        return machine_for(machine).is_terminal(self._state)
 
     def poll(self) -> JobRecord | None:
         """Flush when due, else read the job back (cheap); the record."""
@@ -232,6 +273,7 @@ class JobRecorder:
         if self.record is None and not self._created:
             return None  # not written yet: nobody else can have asked it to stop
         self.record = store.get_job(self.job_id, workspace=self.workspace)
+        self._state = self.record.state
         return self.record
 
     @property
@@ -268,3 +310,41 @@ class JobRecorder:
                 None,
             )
         )
+
+
+def _grouped(ops: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Transitions separated only by side writes become one ``fires`` step (one statement),
+    followed by those side writes in their order; events between transitions keep them
+    apart (their seqs fall between). A job created in this batch and moved at once (only side
+    writes between) is inserted in the state its first transitions end in (``path``)."""
+    grouped = _fires(ops)
+    if len(grouped) >= 2 and grouped[0][0] == "create":
+        sides = 0
+        while 1 + sides < len(grouped) and grouped[1 + sides][0] == "side":
+            sides += 1
+        if 1 + sides < len(grouped) and grouped[1 + sides][0] == "fires":
+            create = ("create", {**grouped[0][1], "path": grouped[1 + sides][1]})
+            return [create, *grouped[1 : 1 + sides], *grouped[2 + sides :]]
+    return grouped
+
+
+def _fires(ops: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    grouped: list[tuple[str, Any]] = []
+    pending_sides: list[tuple[str, Any]] = []
+    for op, arguments in ops:
+        if op == "fire":
+            if grouped and grouped[-1][0] == "fires" and all(o == "side" for o, _ in pending_sides):
+                grouped[-1][1].append(arguments)
+            else:
+                grouped.extend(pending_sides)
+                pending_sides = []
+                grouped.append(("fires", [arguments]))
+            continue
+        if op == "side" and grouped and grouped[-1][0] == "fires":
+            pending_sides.append((op, arguments))
+            continue
+        grouped.extend(pending_sides)
+        pending_sides = []
+        grouped.append((op, arguments))
+    grouped.extend(pending_sides)
+    return grouped

@@ -381,11 +381,15 @@ class _Attempts:
         }
         originator = question["originator_question_uuid"] or self.question_uuid
         question["originator_question_uuid"] = originator
-        recorder = JobRecorder(self.question_uuid)
-        _create_question_job(
-            recorder,
+        local = LocalQuestion(
+            self.service,
+            self.twine,
             question,
-            self.service.sruid,
+            JobRecorder(self.question_uuid),
+            self.handle_monitor_message,
+            self.child.received_events,
+        )
+        local.create_job(
             {
                 "asker_pid": os.getpid(),
                 "asker": self.child.internal_sruid,
@@ -398,52 +402,10 @@ class _Attempts:
             # (with the outcome, for a quick question: one transaction).
             write=started is not None and retry == 0,
         )
-        local = LocalQuestion(
-            self.service,
-            self.twine,
-            question,
-            recorder,
-            self.handle_monitor_message,
-            self.child.received_events,
-        )
         local.start()
         if started is not None:
             started.set()
         return local.wait(self.timeout, self.maximum_heartbeat_interval)
-
-
-def _create_question_job(
-    recorder: Any, question: dict[str, Any], service_id: str, details: dict[str, Any], write: bool
-) -> None:
-    """The question's job (kind ``question``, supervised by this process) and its side row."""
-    from assay.catalog import question_queries
-    from assay.jobs.store import this_process
-    from assay.services.events import dumps_json
-
-    side_row = {
-        "job_id": question["question_uuid"],
-        "service_id": service_id,
-        "backend": "local",
-        "parent_question_uuid": question["parent_question_uuid"],
-        "originator_question_uuid": question["originator_question_uuid"],
-        "error": None,
-        "details": dumps_json(details),
-    }
-    recorder.create(
-        question_queries.KIND,
-        spec={
-            "service_id": service_id,
-            "input_values": question["input_values"],
-            "input_manifest": question["input_manifest"],
-            "retry_count": question["retry_count"],
-        },
-        owner=str(details.get("asker") or ""),
-        parent_job_id=question["parent_question_uuid"],
-        payload={"service_id": service_id, "backend": "local"},
-        fields={**this_process(), "last_seen": time.time()},
-        side=lambda conn: question_queries.insert_question(conn, side_row),
-        write=write,
-    )
 
 
 def _prune_futures() -> None:

@@ -27,6 +27,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 from typing import Any
 
 from assay.core.errors import (
@@ -123,6 +124,51 @@ class LocalQuestion:
         self._reuse = False
         self._delivered = False
         self._stop = threading.Event()
+        self._details: dict[str, Any] = {}
+        self._details_written: str | None = None  # the details as the side row holds them
+
+    def create_job(self, details: dict[str, Any], write: bool) -> None:
+        """The question's job (kind ``question``, supervised by this process) and its side row
+        (written now, or with the first flush)."""
+        from assay.catalog import question_queries
+        from assay.jobs.store import this_process
+
+        self._details = dict(details)
+        question = self.question
+        service_id = self.service.sruid
+
+        def insert_side(conn: Any) -> None:
+            # The details as they are when written: a delivery in the same batch costs nothing.
+            text = dumps_json(self._details)
+            question_queries.insert_question(
+                conn,
+                {
+                    "job_id": self.question_uuid,
+                    "service_id": service_id,
+                    "backend": "local",
+                    "parent_question_uuid": question["parent_question_uuid"],
+                    "originator_question_uuid": question["originator_question_uuid"],
+                    "error": None,
+                    "details": text,
+                },
+            )
+            self._details_written = text
+
+        self.recorder.create(
+            question_queries.KIND,
+            spec={
+                "service_id": service_id,
+                "input_values": question["input_values"],
+                "input_manifest": question["input_manifest"],
+                "retry_count": question["retry_count"],
+            },
+            owner=str(details.get("asker") or ""),
+            parent_job_id=question["parent_question_uuid"],
+            payload={"service_id": service_id, "backend": "local"},
+            fields={**this_process(), "last_seen": time.time()},
+            side=insert_side,
+            write=write,
+        )
 
     # -- starting ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -194,12 +240,14 @@ class LocalQuestion:
             self.received_events.append(event)
         if kind == "delivery":
             self._delivered = True
-            details = {"worker_pid": payload.get("pid"), "worker_answered": payload.get("answered")}
+            self._details.update(
+                worker_pid=payload.get("pid"), worker_answered=payload.get("answered")
+            )
             self.recorder.fire(
                 "run",
                 payload={"pid": payload.get("pid"), "answered": payload.get("answered")},
                 fields={"pgid": payload.get("pid")},
-                side=self._details(details),
+                side=self._update_details,
             )
         elif kind == "log_record":
             # The worker capped it already (marker included); this guards against other writers.
@@ -252,18 +300,15 @@ class LocalQuestion:
         return self._recorded_outcome()
 
     # -- helpers ----------------------------------------------------------------------------
-    def _details(self, values: dict[str, Any]) -> Any:
+    def _update_details(self, conn: Any) -> None:
+        """Write the details to a side row written in an earlier batch (in the same batch, the
+        insert took them already)."""
         from assay.catalog import question_queries
 
-        question_uuid = self.question_uuid
-
-        def write(conn: Any) -> None:
-            row = question_queries.question(conn, question_uuid)
-            details = json.loads(row.details) if row is not None and row.details else {}
-            details.update(values)
-            question_queries.update_question(conn, question_uuid, {"details": dumps_json(details)})
-
-        return write
+        text = dumps_json(self._details)
+        if self._details_written is not None and text != self._details_written:
+            question_queries.update_question(conn, self.question_uuid, {"details": text})
+            self._details_written = text
 
     def _monitor_message(self, payload: dict[str, Any], at: Any) -> None:
         data = payload.get("data")
