@@ -28,7 +28,8 @@ def _escape_like(text: str) -> str:
 
 
 def insert_job(conn: Connection, row: Mapping[str, Any]) -> None:
-    conn.execute(insert(jobs).values(**row))
+    # Parameters apart from the statement: one cached statement, not one built per job.
+    conn.execute(insert(jobs), [dict(row)])
 
 
 def job(conn: Connection, job_id: str, *, for_update: bool = False) -> Any:

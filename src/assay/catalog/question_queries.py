@@ -20,7 +20,7 @@ KIND = "question"
 
 def insert_question(conn: Connection, row: Mapping[str, Any]) -> None:
     """The side row of a question whose job row exists (same transaction)."""
-    conn.execute(insert(question_jobs).values(**row))
+    conn.execute(insert(question_jobs), [dict(row)])
 
 
 def update_question(conn: Connection, job_id: str, changes: Mapping[str, Any]) -> None:
