@@ -13,6 +13,7 @@ decodes. The two statements that make the job layer safe across processes live h
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -56,18 +57,17 @@ def transition(
     job_id: str,
     sources: Collection[str],
     changes: Mapping[str, Any],
-) -> int | None:
+) -> Any:
     """Apply ``changes`` (which include the new ``state``) if the job is in one of ``sources``;
-    bump ``last_seq``. The new ``last_seq``, or None when no row matched (wrong state or no
-    such job)."""
-    row = conn.execute(
+    bump ``last_seq``. The updated row (its ``last_seq`` is the new event's number), or None
+    when no row matched (wrong state or no such job)."""
+    return conn.execute(
         update(jobs)
         .where(jobs.c.job_id == job_id)
         .where(jobs.c.state.in_(list(sources)))
         .values(**changes, last_seq=jobs.c.last_seq + 1)
-        .returning(jobs.c.last_seq)
+        .returning(*jobs.c)
     ).first()
-    return None if row is None else int(row[0])
 
 
 def transition_by(
@@ -114,13 +114,6 @@ def update_job(
     if states is not None:
         statement = statement.where(jobs.c.state.in_(list(states)))
     return int(conn.execute(statement.values(**changes)).rowcount or 0)
-
-
-def reset_job(
-    conn: Connection, job_id: str, changes: Mapping[str, Any], states: Collection[str]
-) -> int | None:
-    """Like ``transition`` but for ``recreate`` (a terminal job back to its initial state)."""
-    return transition(conn, job_id, states, changes)
 
 
 def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -204,3 +197,63 @@ def last_seen_by_environment(conn: Connection) -> dict[str, float]:
 def delete_job(conn: Connection, job_id: str) -> None:
     conn.execute(delete(job_events).where(job_events.c.job_id == job_id))
     conn.execute(delete(jobs).where(jobs.c.job_id == job_id))
+
+
+def lock_environment(conn: Connection, environment: str) -> None:
+    """Serialise slot claims of one environment until the transaction ends (PostgreSQL
+    transaction advisory lock; on SQLite the write transaction already holds the database)."""
+    if conn.dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(f"assay-env:{environment}".encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def count_in_states(conn: Connection, environment: str, states: Collection[str]) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(jobs)
+            .where(jobs.c.environment == environment)
+            .where(jobs.c.state.in_(list(states)))
+        ).scalar_one()
+    )
+
+
+def touch_jobs(
+    conn: Connection, job_ids: Collection[str], now: float, states: Collection[str]
+) -> None:
+    """One heartbeat for many jobs: ``last_seen = now`` where still in ``states``."""
+    if job_ids:
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.job_id.in_(list(job_ids)))
+            .where(jobs.c.state.in_(list(states)))
+            .values(last_seen=now)
+        )
+
+
+def stop_states(conn: Connection, job_ids: Collection[str]) -> dict[str, tuple[str, bool]]:
+    """``{job_id: (state, stop_requested)}`` for many jobs in one query."""
+    if not job_ids:
+        return {}
+    rows = conn.execute(
+        select(jobs.c.job_id, jobs.c.state, jobs.c.stop_requested).where(
+            jobs.c.job_id.in_(list(job_ids))
+        )
+    )
+    return {row[0]: (row[1], bool(row[2])) for row in rows}
+
+
+def unowned_queued(conn: Connection, environment: str) -> list[Any]:
+    """QUEUED jobs of an environment that no process owns (re-queued), oldest first."""
+    return list(
+        conn.execute(
+            select(jobs)
+            .where(jobs.c.environment == environment)
+            .where(jobs.c.state == "QUEUED")
+            .where(jobs.c.pid.is_(None))
+            .where(jobs.c.launch.is_not(None))
+            .order_by(jobs.c.created, jobs.c.job_id)
+        )
+    )

@@ -161,6 +161,7 @@ jobs = Table(
     Column("workdir", String(4096), nullable=True),
     Column("stop_requested", Boolean, nullable=False, default=False),
     Column("parent_job_id", String(36), nullable=True),
+    Column("launch", Text, nullable=True),  # JSON: how an executor starts it (argv, env, ...)
     Column("last_seq", Integer, nullable=False, default=0),
     Index("ix_jobs_kind_created", "kind", "created"),
     Index("ix_jobs_state", "state"),

@@ -30,6 +30,7 @@ from typer.core import TyperGroup
 
 from assay.cli import browse, bundles, integrity, lineage
 from assay.cli.contexts import context_app
+from assay.cli.jobs import env_app, jobs_app
 from assay.cli.output import report_error
 from assay.cli.remotes import delocalize as delocalize_command
 from assay.cli.remotes import localize as localize_command
@@ -137,6 +138,8 @@ app.command("delocalize")(delocalize_command)
 app.add_typer(init_app, name="init")
 app.command("run")(run_service)
 app.add_typer(questions_app, name="questions")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(env_app, name="env")
 
 
 def _exit_code(code: object) -> int:

@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from assay.jobs.environments import Environment, get_environment, load_environments
     from assay.jobs.fsm import (
         JOB_MACHINE,
         State,
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
         register_machine,
     )
     from assay.jobs.ids import job_id
+    from assay.jobs.reconcile import reconcile, wait_job
     from assay.jobs.records import JobEvent, JobRecord
     from assay.jobs.runner import JobContext, run_inline
     from assay.jobs.store import (
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
 # Names are imported on first use: a job worker process (``python -m assay.jobs.worker``)
 # imports this package, and must not pay for the catalog (SQLAlchemy) unless its task needs it.
 _EXPORTS = {
+    "Environment": "assay.jobs.environments",
+    "get_environment": "assay.jobs.environments",
+    "load_environments": "assay.jobs.environments",
     "JOB_MACHINE": "assay.jobs.fsm",
     "State": "assay.jobs.fsm",
     "StateMachine": "assay.jobs.fsm",
@@ -48,6 +53,8 @@ _EXPORTS = {
     "machine_for": "assay.jobs.fsm",
     "register_machine": "assay.jobs.fsm",
     "job_id": "assay.jobs.ids",
+    "reconcile": "assay.jobs.reconcile",
+    "wait_job": "assay.jobs.reconcile",
     "JobEvent": "assay.jobs.records",
     "JobRecord": "assay.jobs.records",
     "JobContext": "assay.jobs.runner",
@@ -66,6 +73,7 @@ _EXPORTS = {
 
 __all__ = [
     "JOB_MACHINE",
+    "Environment",
     "JobContext",
     "JobEvent",
     "JobRecord",
@@ -76,15 +84,19 @@ __all__ = [
     "append_events",
     "create_job",
     "fire",
+    "get_environment",
     "get_job",
     "heartbeat",
     "job_id",
     "list_events",
     "list_jobs",
+    "load_environments",
     "machine_for",
+    "reconcile",
     "register_machine",
     "request_stop",
     "run_inline",
+    "wait_job",
     "wait_terminal",
 ]
 

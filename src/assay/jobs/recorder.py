@@ -32,7 +32,7 @@ from sqlalchemy import Connection
 from assay.bundles.workspace import Workspace, open_workspace
 from assay.catalog import job_queries
 from assay.core.errors import InvalidTransition
-from assay.jobs import store
+from assay.jobs import batched, store
 from assay.jobs.fsm import machine_for
 from assay.jobs.records import JobRecord
 
@@ -212,7 +212,9 @@ class JobRecorder:
                             fields = {**(arguments.get("fields") or {}), "last_seen": seen_at}
                             arguments = {**arguments, "fields": fields}
                             seen_at = None
-                        store.create_job_in(conn, job_id=self.job_id, events_out=rows, **arguments)
+                        batched.create_job_in(
+                            conn, job_id=self.job_id, events_out=rows, **arguments
+                        )
                         self._created = True
                         machine = machine_for(arguments["machine"])
                         self._state = machine.initial
@@ -222,7 +224,7 @@ class JobRecorder:
                     elif op == "events":
                         items, times = arguments
                         changes = {"last_seen": seen_at} if seen_at is not None else None
-                        store.append_events_in(
+                        batched.append_events_in(
                             conn, self.job_id, items, at=times, changes=changes, events_out=rows
                         )
                         seen_at = None
@@ -244,9 +246,9 @@ class JobRecorder:
                         arguments(conn)
                 if seen_at is not None:
                     job_queries.update_job(conn, self.job_id, {"last_seen": seen_at})
-                store.insert_event_rows(conn, rows)
+                batched.insert_event_rows(conn, rows)
                 if not ended:  # after our own final transition nobody needs the row again
-                    self.record = store.job_in(conn, self.job_id)
+                    self.record = batched.job_in(conn, self.job_id)
                     self._state = self.record.state if self.record is not None else None
             if lost is not None:
                 raise lost
@@ -257,7 +259,7 @@ class JobRecorder:
         recorder left the job in: one guarded update for all; else ``fire_in`` each (reads)."""
         machine = self._terminal_machine
         if self._state is not None:
-            self._state = store.fire_path_in(
+            self._state = batched.fire_path_in(
                 conn, self.job_id, self._state, steps, machine=machine, events_out=rows
             )
         else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from assay.jobs.fsm import machine_for
+
 
 @dataclass(frozen=True)
 class JobRecord:
@@ -29,14 +31,15 @@ class JobRecord:
     host: str | None
     stop_requested: bool
     parent_job_id: str | None
-    #: Working directory and process group of a job run by an executor (``None`` otherwise).
+    #: Working directory and process group of a job run by an executor (``None`` otherwise);
+    #: ``pid``/``host`` name the process supervising the job (the one that heartbeats).
     workdir: str | None = None
     pgid: int | None = None
+    #: How an executor starts the job (argv, env, inputs, ...), so a re-queued job can restart.
+    launch: dict[str, Any] | None = None
 
     @property
     def terminal(self) -> bool:
-        from assay.jobs.fsm import machine_for
-
         return machine_for(self.machine).is_terminal(self.state)
 
     def as_dict(self) -> dict[str, Any]:

@@ -10,10 +10,11 @@ by ``JobContext.stop_requested()``; the function ends STOPPED by raising ``JobSt
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from assay.bundles.workspace import Workspace, open_workspace
@@ -21,6 +22,8 @@ from assay.core.errors import InvalidInput, InvalidTransition, JobStopped
 from assay.jobs import store
 from assay.jobs.records import JobRecord
 
+#: Seconds between heartbeats of a running inline job (well under reconcile's 30 s staleness).
+HEARTBEAT_INTERVAL = 5.0
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -78,6 +81,7 @@ def run_inline(
     fn: Callable[[JobContext], dict[str, Any] | None],
     *,
     workspace: Workspace | None = None,
+    heartbeat_interval: float = HEARTBEAT_INTERVAL,
 ) -> JobRecord:
     """Fire ``run``, call ``fn(ctx)``, then fire exactly one of:
 
@@ -89,12 +93,41 @@ def run_inline(
     ``InvalidTransition`` is raised before ``fn`` is called. A transition lost to another process
     while ``fn`` ran (say, reconciliation failed the job) is not overwritten: the record read
     afterwards is returned. ``KeyboardInterrupt``/``SystemExit`` stop the job and propagate.
+    A thread heartbeats every ``heartbeat_interval`` seconds while ``fn`` runs.
     """
     ws = workspace or open_workspace()
     store.fire(
         job_id, "run", fields=store.this_process() | {"last_seen": time.time()}, workspace=ws
     )
     ctx = JobContext(job_id, ws)
+    with _heartbeats(job_id, ws, heartbeat_interval):
+        return _call(job_id, fn, ctx, ws)
+
+
+@contextlib.contextmanager
+def _heartbeats(job_id: str, workspace: Workspace, interval: float) -> Iterator[None]:
+    """Beat for the job while the body runs, so reconciliation elsewhere sees it alive."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(interval):
+            store.heartbeat(job_id, os.getpid(), workspace=workspace)
+
+    thread = threading.Thread(target=beat, name=f"assay-heartbeat-{job_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _call(
+    job_id: str,
+    fn: Callable[[JobContext], dict[str, Any] | None],
+    ctx: JobContext,
+    ws: Workspace,
+) -> JobRecord:
     try:
         value = fn(ctx)
     except JobStopped as exc:

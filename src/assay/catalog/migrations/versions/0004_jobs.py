@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("workdir", sa.String(4096), nullable=True),
         sa.Column("stop_requested", sa.Boolean, nullable=False),
         sa.Column("parent_job_id", sa.String(36), nullable=True),
+        sa.Column("launch", sa.Text, nullable=True),
         sa.Column("last_seq", sa.Integer, nullable=False),
     )
     op.create_index("ix_jobs_kind_created", "jobs", ["kind", "created"])
