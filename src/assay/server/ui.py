@@ -34,6 +34,7 @@ from assay.bundles.workspace import Workspace
 from assay.core.errors import AssayError, AuthenticationRequired
 from assay.server.api_bundles import BlobResponse
 from assay.server.api_common import bundle_by_uuid, iso, parse_tags, workspace_of
+from assay.server.compute_access import check_download
 from assay.server.problems import status_for
 
 HERE = Path(__file__).parent
@@ -212,6 +213,7 @@ def download(uuid: str, path: str, user: User, workspace: Space) -> Response:
     try:
         check_bundle_path(path)  # before any lookup: a probe learns nothing about ids
         record = bundle_by_uuid(workspace, uuid)
+        check_download(workspace, record, user)
         entry, blob = verified_file(workspace, record, path)
     except AssayError as exc:  # a corrupted blob too: refused, never served
         return JSONResponse(
