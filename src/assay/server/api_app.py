@@ -12,6 +12,8 @@ from assay.server import (
     api_environments,
     api_jobs,
     api_lineage,
+    api_pipelines,
+    api_pjobs,
     api_stream,
 )
 from assay.server.api_auth import Principal, scope
@@ -28,6 +30,8 @@ def api_router() -> APIRouter:
     router.include_router(api_environments.router)
     router.include_router(api_stream.router)
     router.include_router(api_compute.router)
+    router.include_router(api_pipelines.router)
+    router.include_router(api_pjobs.router)
 
     @router.get("/whoami", tags=["auth"], summary="The caller's user and scopes")
     def whoami(principal: Annotated[Principal, Depends(scope("read"))]) -> dict[str, Any]:
