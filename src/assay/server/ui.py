@@ -36,6 +36,7 @@ from assay.server.api_bundles import BlobResponse
 from assay.server.api_common import bundle_by_uuid, iso, parse_tags, workspace_of
 from assay.server.compute_access import check_download
 from assay.server.problems import status_for
+from assay.server.ui_preview import frame_previews
 
 HERE = Path(__file__).parent
 COOKIE = "assay_ui_token"
@@ -73,11 +74,12 @@ User = Annotated[str, Depends(ui_user)]
 
 
 def install(app: Any) -> None:
-    from assay.server import ui_jobs  # its pages import this module's helpers
+    from assay.server import ui_jobs, ui_pages  # their pages import this module's helpers
 
     mount_static(app)
     app.include_router(router)
     app.include_router(ui_jobs.router)
+    app.include_router(ui_pages.router)
 
     @app.exception_handler(LoginNeeded)
     async def _login(request: Request, exc: LoginNeeded) -> Response:
@@ -203,6 +205,7 @@ def bundle_page(request: Request, uuid: str, user: User, workspace: Space) -> HT
         files=files,
         preview=preview[:PREVIEW_CHARS],
         preview_cut=len(preview) > PREVIEW_CHARS,
+        frames=frame_previews(workspace, record, user),
         upstream=upstream,
         downstream=downstream,
     )
