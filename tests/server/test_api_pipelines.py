@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from assay.jobs import store as job_store
 from helpers import POSTGRES_ADMIN_URL, skip_or_fail, temporary_postgres_database
 
 MODULE = """
-from assay.pipe import IntParameter, PipeTask
+from assay.pipe import IntParameter, Parameter, PipeTask
 
 
 class Numbers(PipeTask):
@@ -43,6 +44,16 @@ class Total(PipeTask):
 class Broken(PipeTask):
     def pipe_run(self):
         raise RuntimeError("broken on purpose")
+
+
+class Gate(PipeTask):
+    release = Parameter()
+
+    def pipe_run(self):
+        import os, time
+        while not os.path.exists(self.release):  # the test creates it when it is ready
+            time.sleep(0.02)
+        return "released"
 
 
 class Missing(PipeTask):
@@ -184,3 +195,21 @@ def test_managed_pipeline_job_reads(papi: ApiServer) -> None:
     assert ada.get("/api/v1/pipelinejobs").json() == {"items": [], "next_cursor": None}
     _problem(ada.get("/api/v1/pipelinejobs/0bad"), 404, "pipelinejob_not_found")
     _problem(ada.get("/api/v1/pipelinejobs?state=NOPE"), 422, "invalid_input")
+
+
+def test_the_same_run_twice_while_active_is_409(papi: ApiServer, tmp_path: Path) -> None:
+    ada = papi.client(papi.writer)
+    ada.post("/api/v1/contexts", json={"name": "pipes"})
+    release = tmp_path / "release"
+    body = {"context": "pipes", "task": "http_pipes:Gate", "params": {"release": str(release)}}
+    first = ada.post("/api/v1/pipelines/apply", json=body)
+    assert first.status_code == 202, first.text
+    job_id = first.json()["job_id"]
+    # the run is recorded and blocked on the gate: the same run again is refused
+    _problem(ada.post("/api/v1/pipelines/apply", json=body), 409, "invalid_transition")
+    running = ada.get(f"/api/v1/pipelines/{job_id}").json()
+    assert not running["terminal"]
+    release.touch()
+    done = job_store.wait_terminal(job_id, timeout=120, workspace=papi.workspace)
+    assert done.state == "FINISHED"
+    assert ada.get(f"/api/v1/pipelines/{job_id}").json()["task_states"] == {"FINISHED": 1}
