@@ -275,3 +275,15 @@ def test_bad_input_is_refused_and_starts_nothing(api: ApiServer, c2d: dict[str, 
     assert (
         assay_api.get("hospital", c2d["dataset"].split("/")[-1].split("@")[0]).uuid == c2d["uuid"]
     )
+
+
+def test_pipelines_over_http_are_off_unless_modules_are_allowed(api: ApiServer) -> None:
+    """This server was started without ASSAY_SERVER_PIPELINE_MODULES: no module is imported."""
+    ada = api.client(api.writer)
+    for route in ("/api/v1/pipelines/plan", "/api/v1/pipelines/apply"):
+        body = _problem(
+            ada.post(route, json={"context": "hospital", "task": "antigravity:X"}),
+            422,
+            "task_import_failed",
+        )
+        assert "ASSAY_SERVER_PIPELINE_MODULES" in str(body["detail"])

@@ -77,6 +77,7 @@ def papi(
     (root / "code" / "http_pipes.py").write_text(textwrap.dedent(MODULE))
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(root / "code")
+    os.environ["ASSAY_SERVER_PIPELINE_MODULES"] = "http_pipes"
     try:
         if request.param == "sqlite":
             with running_server(root / "home", None) as server:
@@ -91,6 +92,7 @@ def papi(
             except ConnectionError as exc:
                 skip_or_fail(str(exc))
     finally:
+        os.environ.pop("ASSAY_SERVER_PIPELINE_MODULES", None)
         if old is None:
             os.environ.pop("PYTHONPATH", None)
         else:
@@ -156,7 +158,14 @@ def test_bad_pipeline_input_starts_nothing(papi: ApiServer) -> None:
     before = _counts(papi)
     good = {"context": "pipes", "task": "http_pipes:Total"}
     for route in ("/api/v1/pipelines/plan", "/api/v1/pipelines/apply"):
-        _problem(ada.post(route, json={**good, "task": "nowhere_mod:X"}), 422, "task_import_failed")
+        body = _problem(ada.post(route, json={**good, "task": "os:X"}), 422, "task_import_failed")
+        assert "http_pipes" in str(body["detail"])  # not imported: outside the allowed packages
+        _problem(
+            ada.post(route, json={**good, "task": "http_pipes_x:X"}), 422, "task_import_failed"
+        )
+        _problem(
+            ada.post(route, json={**good, "task": "http_pipes.nope:X"}), 422, "task_import_failed"
+        )
         _problem(
             ada.post(route, json={**good, "task": "http_pipes:Nope"}), 422, "task_import_failed"
         )

@@ -66,6 +66,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer,
     (root / "home" / "environments.yaml").write_text(ENVIRONMENTS)
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(root / "code")
+    os.environ["ASSAY_SERVER_PIPELINE_MODULES"] = "ui_pipes"
     try:
         with running_server(root / "home", None) as server:
             with server.client(server.writer) as client:
@@ -79,6 +80,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer,
             assert done.state == "FINISHED", done.error
             yield server, job_id
     finally:
+        os.environ.pop("ASSAY_SERVER_PIPELINE_MODULES", None)
         if old is None:
             os.environ.pop("PYTHONPATH", None)
         else:

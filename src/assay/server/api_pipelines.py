@@ -4,7 +4,10 @@ tasks.
 A pipeline is named ``module:Task`` and **imported by the server process**: the module must be
 importable there (installed in the server's environment, or on its ``PYTHONPATH``, or in the
 directory the server was started from). Nothing is uploaded: a client names code the server
-already has. Parameters are JSON values; a JSON string is read the way ``--param k=v`` reads
+already has. Importing runs a module's top-level code, so the server imports only modules
+under the packages listed in ``ASSAY_SERVER_PIPELINE_MODULES`` (comma-separated top-level
+names, e.g. ``mypipes,lab_tasks``); unset, pipelines over HTTP are off (422
+``task_import_failed`` saying how to turn them on). Parameters are JSON values; a JSON string is read the way ``--param k=v`` reads
 its text (so ``"3"`` suits an ``IntParameter``).
 
 ``apply`` runs the pipeline as one job of kind ``pipeline`` (``assay.api.run``'s job, recorded
@@ -17,6 +20,7 @@ and answers 4xx with nothing started. The run's per-task jobs name it as their p
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Annotated, Any
 
@@ -24,7 +28,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from assay.bundles.workspace import Workspace
-from assay.core.errors import AssayError, InvalidInput, JobNotFound
+from assay.core.errors import AssayError, InvalidInput, JobNotFound, TaskImportFailed
 from assay.core.names import check_context_name
 from assay.jobs import store as job_store
 from assay.jobs.pages import page_jobs
@@ -57,10 +61,33 @@ class PipelineBody(BaseModel):
     environment: str = Field(default="local", min_length=1, max_length=128)
 
 
+MODULES_VARIABLE = "ASSAY_SERVER_PIPELINE_MODULES"
+
+
+def check_module_allowed(task: str) -> None:
+    """Refuse a task whose module is outside the server's allowed packages (before importing:
+    importing runs the module's code)."""
+    allowed = {p.strip() for p in os.environ.get(MODULES_VARIABLE, "").split(",") if p.strip()}
+    module = task.partition(":")[0] if ":" in task else task.rpartition(".")[0]
+    if not allowed:
+        raise TaskImportFailed(
+            f"pipelines over HTTP are off on this server: start it with {MODULES_VARIABLE} "
+            "listing the packages whose tasks it may import (e.g. mypipes,lab_tasks)",
+            {"field": "task"},
+        )
+    if module.split(".")[0] not in allowed:
+        raise TaskImportFailed(
+            f"module {module!r} is not under the packages this server may import "
+            f"({', '.join(sorted(allowed))}; {MODULES_VARIABLE})",
+            {"field": "task"},
+        )
+
+
 def request_of(body: PipelineBody) -> ApplyRequest:
     if body.force and body.force_all:
         raise InvalidInput("give force or force_all, not both", {"field": "force_all"})
     check_context_name(body.context)
+    check_module_allowed(body.task)
     task_class = load_task_class(body.task)
     texts = {k: v for k, v in body.params.items() if isinstance(v, str)}
     params = {k: v for k, v in body.params.items() if not isinstance(v, str)}
