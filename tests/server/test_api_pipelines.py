@@ -134,6 +134,10 @@ def test_plan_apply_and_run_detail(papi: ApiServer) -> None:
     assert detail["result"]["success"] is True
     assert len(detail["tasks"]) == 2 and detail["task_states"] == {"FINISHED": 2}
     assert operations.get(papi.workspace, "pipes", "Total").data == 6
+    # every write records who asked: the bundles and the task jobs are the token's user's
+    assert operations.get(papi.workspace, "pipes", "Total").owner == "ada"
+    assert operations.get(papi.workspace, "pipes", "Numbers").owner == "ada"
+    assert {t["owner"] for t in detail["tasks"]} == {"ada"}
     # a second plan: everything cached
     assert [r["action"] for r in ada.post("/api/v1/pipelines/plan", json=body).json()["plan"]] == [
         "cached",

@@ -83,7 +83,7 @@ def check_module_allowed(task: str) -> None:
         )
 
 
-def request_of(body: PipelineBody) -> ApplyRequest:
+def request_of(body: PipelineBody, owner: str) -> ApplyRequest:
     if body.force and body.force_all:
         raise InvalidInput("give force or force_all, not both", {"field": "force_all"})
     check_context_name(body.context)
@@ -104,12 +104,13 @@ def request_of(body: PipelineBody) -> ApplyRequest:
         workers=body.workers,
         executor=body.executor,
         environment=body.environment,
+        owner=owner,
     )
 
 
 @router.post("/pipelines/plan", summary="What apply would run and why (runs nothing)")
-def plan(body: PipelineBody, _: Reader, workspace: Space) -> dict[str, Any]:
-    decisions = plan_pipeline(workspace, request_of(body))
+def plan(body: PipelineBody, principal: Reader, workspace: Space) -> dict[str, Any]:
+    decisions = plan_pipeline(workspace, request_of(body, principal.owner))
     rows = [
         {
             "task": d.node.label,
@@ -126,7 +127,7 @@ def plan(body: PipelineBody, _: Reader, workspace: Space) -> dict[str, Any]:
 
 @router.post("/pipelines/apply", status_code=202, summary="Run a pipeline as a job")
 def apply(body: PipelineBody, principal: Writer, workspace: Space) -> dict[str, Any]:
-    request = request_of(body)
+    request = request_of(body, principal.owner)
     check_environment(workspace, request.environment)
     plan_pipeline(workspace, request)  # every planning error before anything starts
     recorded = threading.Event()
