@@ -154,3 +154,82 @@ def test_unknown_run_is_a_clear_404(pages: tuple[ApiServer, str]) -> None:
         assert client.get("/ui/environments").status_code == 200
     with httpx.Client(base_url=server.url) as anonymous:  # not logged in: sent to log in
         assert anonymous.get("/ui/pipelines").status_code == 303
+
+
+QUESTION_TWINE = {
+    "input_values_schema": {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}},
+        "required": ["n"],
+    },
+    "monitor_message_schema": {"type": "object", "required": ["progress"]},
+}
+QUESTION_APP = """
+import logging
+
+def run(analysis):
+    logging.getLogger("app").info("squaring %d", analysis.input_values["n"])
+    analysis.send_monitor_message({"progress": 0.5})
+    if analysis.input_values["n"] < 0:
+        raise ValueError("n must not be negative")
+    analysis.output_values = {"square": analysis.input_values["n"] ** 2}
+"""
+
+
+def test_questions_pages(
+    pages: tuple[ApiServer, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Questions asked on this machine (the local backend, same catalog) on the UI."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    from assay.services import Child
+
+    server, _ = pages
+    monkeypatch.setenv("ASSAY_HOME", str(server.home))
+    folder = tmp_path / "square"
+    folder.mkdir()
+    (folder / "app.py").write_text(QUESTION_APP)
+    (folder / "twine.json").write_text(json.dumps(QUESTION_TWINE))
+    (folder / "assay.yaml").write_text(
+        json.dumps({"services": [{"name": "square", "namespace": "lab", "tag": "1.0.0"}]})
+    )
+    child = Child("lab/square:1.0.0", backend={"name": "local", "path": str(folder)})
+    answer, good = child.ask(input_values={"n": 7}, timeout=60)
+    assert answer["output_values"] == {"square": 49}
+    failed, bad = child.ask(input_values={"n": -1}, timeout=60, raise_errors=False)
+    assert isinstance(failed, ValueError)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            for width, suffix in ((1280, ""), (390, "-phone")):
+                page = browser.new_page(viewport={"width": width, "height": 844})
+                page.goto(f"{server.url}/ui/login?next=/ui/questions")
+                page.fill("input[name=token]", server.reader)
+                page.click("button[type=submit]")
+                page.wait_for_url(f"{server.url}/ui/questions")
+                statuses = page.locator("#questions td.status").all_inner_texts()
+                assert statuses == ["failed", "succeeded"]  # newest first
+                _shot(page, f"ui-questions{suffix}.png", tmp_path)
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                page.click(f"a[href='/ui/questions/{good}']")
+                page.wait_for_url(f"{server.url}/ui/questions/{good}")
+                assert page.locator("#question-status").inner_text() == "succeeded"
+                assert json.loads(page.locator("#outputs").inner_text()) == {"square": 49}
+                kinds = page.locator("#events tbody td:nth-child(3)").all_inner_texts()
+                assert {"log_record", "monitor_message", "result"} <= set(kinds)
+                assert "squaring 7" in page.locator("#events").inner_text()
+                _shot(page, f"ui-question{suffix}.png", tmp_path)
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                page.goto(f"{server.url}/ui/questions/{bad}")
+                assert "n must not be negative" in page.locator("#question-error").inner_text()
+                page.goto(f"{server.url}/ui/questions?status=succeeded")
+                assert page.locator("#questions td.status").all_inner_texts() == ["succeeded"]
+                page.goto(f"{server.url}/ui/questions?status=bogus")
+                assert "unknown status" in page.content()
+                page.close()
+        finally:
+            browser.close()

@@ -1,8 +1,9 @@
-"""Web UI pages for pipeline runs (with per-task state) and compute environments."""
+"""Web UI pages for pipeline runs (with per-task state), compute environments and questions."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
@@ -14,10 +15,12 @@ from assay.jobs.pages import page_jobs
 from assay.pipelines.jobglue import PIPELINE_KIND
 from assay.server.api_common import workspace_of
 from assay.server.api_pipelines import run_detail
-from assay.server.ui import User, error_page, render
+from assay.server.ui import PREVIEW_CHARS, User, error_page, render
+from assay.services import events
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 Space = Annotated[Workspace, Depends(workspace_of)]
+QUESTION_EVENTS = 500  # the newest events shown on a question's page
 
 
 @router.get("/pipelines", response_class=HTMLResponse)
@@ -43,3 +46,57 @@ def run_page(request: Request, job_id: str, user: User, workspace: Space) -> HTM
 @router.get("/environments", response_class=HTMLResponse)
 def environments_page(request: Request, user: User, workspace: Space) -> HTMLResponse:
     return render(request, "environments.html", user, environments=environment_statuses(workspace))
+
+
+# -- questions ------------------------------------------------------------------------------
+@router.get("/questions", response_class=HTMLResponse)
+def questions_page(
+    request: Request,
+    user: User,
+    workspace: Space,
+    service: str | None = None,
+    status: str | None = None,
+) -> HTMLResponse:
+    try:
+        found = events.list_questions(
+            service_id=service or None, status=status or None, limit=100, workspace=workspace
+        )
+    except AssayError as exc:
+        return error_page(request, user, exc, 422)
+    return render(
+        request,
+        "questions.html",
+        user,
+        questions=found,
+        service=service or "",
+        status=status or "",
+        statuses=events.STATUSES,
+    )
+
+
+@router.get("/questions/{question_uuid}", response_class=HTMLResponse)
+def question_page(
+    request: Request, question_uuid: str, user: User, workspace: Space
+) -> HTMLResponse:
+    try:
+        record = events.get_question(question_uuid, workspace=workspace)
+        found = events.list_events(record.question_uuid, workspace=workspace)
+    except AssayError as exc:
+        return error_page(request, user, exc, 404)
+    shown = found[-QUESTION_EVENTS:]
+    return render(
+        request,
+        "question.html",
+        user,
+        q=record,
+        final=record.status in events.FINAL_STATUSES,
+        events=shown,
+        events_cut=len(found) - len(shown),
+        inputs=_json_text(record.input_values),
+        outputs=_json_text(record.output_values),
+    )
+
+
+def _json_text(value: Any) -> str:
+    text = json.dumps(value, indent=2, sort_keys=True, default=str)
+    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "\n… (cut)"
