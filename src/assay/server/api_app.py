@@ -14,6 +14,7 @@ from assay.server import (
     api_lineage,
     api_pipelines,
     api_pjobs,
+    api_questions,
     api_stream,
 )
 from assay.server.api_auth import Principal, scope
@@ -32,6 +33,7 @@ def api_router() -> APIRouter:
     router.include_router(api_compute.router)
     router.include_router(api_pipelines.router)
     router.include_router(api_pjobs.router)
+    router.include_router(api_questions.router)
 
     @router.get("/whoami", tags=["auth"], summary="The caller's user and scopes")
     def whoami(principal: Annotated[Principal, Depends(scope("read"))]) -> dict[str, Any]:
