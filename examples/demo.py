@@ -117,6 +117,13 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     console.print("\n[bold green]Done.[/] Try: assay ls, assay show wind-summary, assay --help")
+    console.print(
+        "\nTo browse it in a web browser and over HTTP, start the server:\n"
+        "  assay serve\n"
+        "It prints its URL and (the first time) an admin token: open\n"
+        "http://127.0.0.1:8765/ui/ and paste the token. REST API: /api/v1 (docs/server.md).",
+        soft_wrap=True,
+    )
 
 
 if __name__ == "__main__":

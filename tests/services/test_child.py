@@ -18,7 +18,6 @@ from assay.core.errors import (
     InvalidInput,
     InvalidStrand,
     LocalFilesNotAllowed,
-    NotBuiltYet,
     QuestionCancelled,
     QuestionTimeout,
     ServiceNotFound,
@@ -249,9 +248,12 @@ def test_registry_folder_and_explicit_entries(
         registry.unregister("test/echo:1.0.0")
 
 
-def test_http_backend_is_not_built_yet() -> None:
-    with pytest.raises(NotBuiltYet, match="not built yet"):
-        Child("a/b:1", backend={"name": "http", "url": "https://example.com"})
+def test_backends_are_checked() -> None:
+    """The http backend is tested against a real server in tests/server/test_api_questions.py."""
+    child = Child("a/b:1", backend={"name": "http", "url": "https://example.com/"})
+    assert child.backend == {"name": "http", "url": "https://example.com"}
+    with pytest.raises(InvalidInput, match="url must be an http"):
+        Child("a/b:1", backend={"name": "http", "url": "ftp://example.com"})
     with pytest.raises(InvalidInput, match="'GCPPubSubBackend' is not available"):
         Child("a/b:1", backend={"name": "GCPPubSubBackend"})
 

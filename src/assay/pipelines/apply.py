@@ -43,6 +43,9 @@ class ApplyRequest:
     grace_s: float = 5.0
     incremental_push: bool = False
     incremental_pull: bool = False
+    #: Who the run's bundles and task jobs are recorded for (None: this process's user); the
+    #: server passes the token's user.
+    owner: str | None = None
 
 
 def _graph(workspace: Workspace, request: ApplyRequest) -> tuple[TaskGraph, int]:
@@ -110,6 +113,7 @@ def apply_pipeline(
         pull=request.incremental_pull,
         progress=progress,
         launcher=launcher,
+        owner=request.owner,
     )
     return execute(workspace, graph, settings)
 

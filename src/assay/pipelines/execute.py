@@ -113,6 +113,7 @@ class RunSettings:
     progress: Callable[[Progress], None] | None = None
     #: Runs one task elsewhere (a subprocess); None runs it in this process.
     launcher: Callable[[Workspace, TaskNode, TaskRunSpec, CommitGate], dict[str, Any]] | None = None
+    owner: str | None = None  # the bundles' and task jobs' owner (None: this process's user)
 
 
 @dataclass
@@ -246,6 +247,7 @@ class _Scheduler:
             bundle_uuid=settings.output_bundle_uuid if node.is_root else None,
             push=settings.push,
             pull=settings.pull,
+            owner=settings.owner,
         )
         known = {r.uuid: r for r in node.externals.values()}
         known.update({u: self.records[u] for u in inputs.values() if u in self.records})

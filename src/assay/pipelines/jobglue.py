@@ -57,6 +57,7 @@ def _claim(
         job_id,
         spec=spec,
         environment=environment,
+        owner=str(spec.get("owner") or ""),
         parent_job_id=parent_job_id,
         workspace=workspace,
     )
@@ -74,6 +75,7 @@ def _claim(
         job_id,
         spec=spec,
         environment=environment,
+        owner=str(spec.get("owner") or ""),
         parent_job_id=parent_job_id,
         force=True,
         workspace=workspace,

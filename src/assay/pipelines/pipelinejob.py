@@ -10,6 +10,7 @@ runs of it are refused. Its task jobs name it as their parent. Environments whos
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from assay.bundles.workspace import Workspace
@@ -26,7 +27,7 @@ from assay.pipelines.apply import ApplyRequest, apply_pipeline
 from assay.pipelines.jobglue import PIPELINE_KIND
 
 
-def _check_environment(workspace: Workspace, name: str) -> None:
+def check_environment(workspace: Workspace, name: str) -> None:
     environments = load_environments(workspace.settings)
     environment = environments.get(name)
     if environment is None:
@@ -50,12 +51,19 @@ def pipeline_job_id(request: ApplyRequest) -> str:
     )
 
 
-def run_pipeline_job(workspace: Workspace, request: ApplyRequest) -> dict[str, Any]:
-    """Run ``request`` as one job; returns the job's id and state and the pipeline's result.
+def run_pipeline_job(
+    workspace: Workspace,
+    request: ApplyRequest,
+    owner: str = "",
+    on_recorded: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``request`` as one job (recorded as ``owner``'s: the server passes the token's
+    user); returns the job's id and state and the pipeline's result. ``on_recorded(job_id)``
+    is called once the job's row exists, before it runs (the server answers then).
 
     A failing task raises ``TaskFailed`` (after the job is recorded FAILED); Ctrl-C raises
     ``PipelineInterrupted`` (the job is STOPPED)."""
-    _check_environment(workspace, request.environment)
+    check_environment(workspace, request.environment)
     job_id = pipeline_job_id(request)
     spec = {
         "task": request.task_class.task_identity(),
@@ -68,7 +76,12 @@ def run_pipeline_job(workspace: Workspace, request: ApplyRequest) -> dict[str, A
         "executor": request.executor,
     }
     _, created = store.create_job(
-        PIPELINE_KIND, job_id, spec=spec, environment=request.environment, workspace=workspace
+        PIPELINE_KIND,
+        job_id,
+        spec=spec,
+        environment=request.environment,
+        owner=owner,
+        workspace=workspace,
     )
     if not created:
         store.create_job(
@@ -76,9 +89,12 @@ def run_pipeline_job(workspace: Workspace, request: ApplyRequest) -> dict[str, A
             job_id,
             spec=spec,
             environment=request.environment,
+            owner=owner,
             force=True,
             workspace=workspace,
         )
+    if on_recorded is not None:
+        on_recorded(job_id)
     raised: list[AssayError] = []
 
     def body(ctx: runner.JobContext) -> dict[str, Any]:

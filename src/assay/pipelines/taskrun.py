@@ -91,6 +91,7 @@ class TaskRunSpec:
     bundle_uuid: str | None = None
     push: bool = False  # commit and push the output to the context's remote (incremental_push)
     pull: bool = False  # localize inputs from the context's remote first (incremental_pull)
+    owner: str | None = None  # the output bundle's owner (None: this process's user)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +105,7 @@ class TaskRunSpec:
             "bundle_uuid": self.bundle_uuid,
             "push": self.push,
             "pull": self.pull,
+            "owner": self.owner,
         }
 
     @classmethod
@@ -176,6 +178,7 @@ def run_task(
                 ],
                 params=spec.params,
                 processing_name=spec.processing_name,
+                owner=spec.owner,
                 start_time=start,
                 code_version=spec.code_version,
                 staging=staging if lock_fds else None,

@@ -6,7 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from assay.server import api_bundles, api_environments, api_jobs, api_lineage, api_stream
+from assay.server import (
+    api_bundles,
+    api_compute,
+    api_environments,
+    api_jobs,
+    api_lineage,
+    api_pipelines,
+    api_pjobs,
+    api_questions,
+    api_stream,
+)
 from assay.server.api_auth import Principal, scope
 
 API_PREFIX = "/api/v1"
@@ -20,6 +30,10 @@ def api_router() -> APIRouter:
     router.include_router(api_jobs.router)
     router.include_router(api_environments.router)
     router.include_router(api_stream.router)
+    router.include_router(api_compute.router)
+    router.include_router(api_pipelines.router)
+    router.include_router(api_pjobs.router)
+    router.include_router(api_questions.router)
 
     @router.get("/whoami", tags=["auth"], summary="The caller's user and scopes")
     def whoami(principal: Annotated[Principal, Depends(scope("read"))]) -> dict[str, Any]:

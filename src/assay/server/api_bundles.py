@@ -30,6 +30,7 @@ from assay.server.api_common import (
     parse_tags,
     workspace_of,
 )
+from assay.server.compute_access import check_download
 
 router = APIRouter(tags=["bundles"])
 Reader = Annotated[Principal, Depends(scope("read"))]
@@ -135,9 +136,10 @@ def bundle_files(uuid: str, _: Reader, workspace: Space) -> dict[str, Any]:
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "Part"}},
 )
-def download_file(uuid: str, path: str, _: Reader, workspace: Space) -> BlobResponse:
+def download_file(uuid: str, path: str, principal: Reader, workspace: Space) -> BlobResponse:
     check_bundle_path(path)  # before any lookup: a probe learns nothing about ids
     record = bundle_by_uuid(workspace, uuid)
+    check_download(workspace, record, principal.owner)  # compute-to-data: 403 before any byte
     entry, blob = verified_file(workspace, record, path)
     return BlobResponse(
         blob,

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from assay.bundles.workspace import open_workspace
 from assay.core.settings import Settings
 from assay.pjobs.index_jobs import recover
-from assay.server import problems, ui, ui_jobs
+from assay.server import api_ocean, problems, ui, ui_jobs, ui_pages
 from assay.server.api_app import API_PREFIX, DEFAULT_MAX_UPLOAD_BYTES, api_router
 from assay.server.routers import health, pipelinejobs
 
@@ -52,6 +52,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(pipelinejobs.router)
     app.include_router(api_router())
+    app.include_router(api_ocean.router)
     ui.install(app)
     app.include_router(ui_jobs.router)
+    app.include_router(ui_pages.router)
     return app

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assay.core.errors import (
+    AccessDenied,
     AssayError,
     AuthenticationRequired,
     Conflict,
@@ -39,6 +40,7 @@ PROBLEM_TYPE = "application/problem+json"
 STATUS_BY_CLASS: tuple[tuple[type[AssayError], int], ...] = (
     (AuthenticationRequired, 401),
     (PermissionDenied, 403),
+    (AccessDenied, 403),  # compute-to-data: a policy or a job's owner says no
     (PayloadTooLarge, 413),
     (InvalidInput, 400),
     (NotFound, 404),

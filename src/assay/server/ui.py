@@ -34,7 +34,9 @@ from assay.bundles.workspace import Workspace
 from assay.core.errors import AssayError, AuthenticationRequired
 from assay.server.api_bundles import BlobResponse
 from assay.server.api_common import bundle_by_uuid, iso, parse_tags, workspace_of
+from assay.server.compute_access import check_download
 from assay.server.problems import status_for
+from assay.server.ui_preview import frame_previews
 
 HERE = Path(__file__).parent
 COOKIE = "assay_ui_token"
@@ -202,6 +204,7 @@ def bundle_page(request: Request, uuid: str, user: User, workspace: Space) -> HT
         files=files,
         preview=preview[:PREVIEW_CHARS],
         preview_cut=len(preview) > PREVIEW_CHARS,
+        frames=frame_previews(workspace, record, user),
         upstream=upstream,
         downstream=downstream,
     )
@@ -212,6 +215,7 @@ def download(uuid: str, path: str, user: User, workspace: Space) -> Response:
     try:
         check_bundle_path(path)  # before any lookup: a probe learns nothing about ids
         record = bundle_by_uuid(workspace, uuid)
+        check_download(workspace, record, user)
         entry, blob = verified_file(workspace, record, path)
     except AssayError as exc:  # a corrupted blob too: refused, never served
         return JSONResponse(

@@ -34,10 +34,16 @@ def jobs_page(
     workspace: Space,
     kind: str | None = None,
     state: str | None = None,
+    environment: str | None = None,
     cursor: str | None = None,
 ) -> HTMLResponse:
     found = page_jobs(
-        kind=kind or None, state=state or None, limit=50, cursor=cursor or None, workspace=workspace
+        kind=kind or None,
+        state=state or None,
+        environment=environment or None,
+        limit=50,
+        cursor=cursor or None,
+        workspace=workspace,
     )
     return render(request, "jobs.html", user, page=found, kind=kind or "", state=state or "")
 

@@ -38,7 +38,6 @@ from assay.bundles.manifest_download import install_downloader
 from assay.core.errors import (
     InvalidInput,
     InvalidTransition,
-    NotBuiltYet,
     QuestionCancelled,
     QuestionNotFound,
     QuestionTimeout,
@@ -56,7 +55,7 @@ DEFAULT_TIMEOUT = 86_400.0
 DEFAULT_HEARTBEAT_INTERVAL = 1.0
 DEFAULT_MAXIMUM_HEARTBEAT_INTERVAL = 10.0
 _UNKNOWN_GRACE = 1.0
-BACKENDS = ("local",)
+BACKENDS = ("local", "http")
 _LOCAL_BACKEND_KEYS = frozenset({"name", "path"})
 
 _twines: dict[Path, tuple[int, Twine]] = {}
@@ -88,7 +87,8 @@ def _twine(path: Path) -> Twine:
 
 
 def check_backend(backend: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A copy of ``backend``, checked: ``local`` works; ``http`` is not built yet."""
+    """A copy of ``backend``, checked: ``local`` (a service folder on this machine) or
+    ``http`` (a service behind an Assay server: ``url``, ``token``)."""
     if backend is None:
         return {"name": "local"}
     if not isinstance(backend, Mapping) or not isinstance(backend.get("name"), str):
@@ -96,14 +96,13 @@ def check_backend(backend: Mapping[str, Any] | None) -> dict[str, Any]:
     checked = dict(backend)
     name = checked["name"]
     if name == "http":
-        raise NotBuiltYet(
-            "the 'http' backend (questions to an Assay server) is not built yet: the server "
-            "comes in a later release; use {'name': 'local'} for services on this machine"
-        )
+        from assay.services import http_backend
+
+        return http_backend.check(checked)
     if name not in BACKENDS:
         raise InvalidInput(
-            f"backend {name!r} is not available: use 'local' (a service folder on this machine; "
-            "'http' comes with the Assay server)"
+            f"backend {name!r} is not available: use 'local' (a service folder on this machine) "
+            "or 'http' (a service behind an Assay server)"
         )
     unknown = sorted(set(checked) - _LOCAL_BACKEND_KEYS)
     if unknown:
@@ -174,6 +173,30 @@ class Child:
             )
         if max_retries < 0:
             raise InvalidInput(f"max_retries must be 0 or more, got {max_retries!r}")
+        if self.backend["name"] == "http":
+            from assay.services import http_backend
+
+            return http_backend.ask(
+                self,
+                input_values=input_values,
+                input_manifest=input_manifest,
+                children=children,
+                subscribe_to_logs=subscribe_to_logs,
+                allow_local_files=allow_local_files,
+                handle_monitor_message=handle_monitor_message,
+                record_events=record_events,
+                question_uuid=question_uuid,
+                parent_question_uuid=parent_question_uuid,
+                originator_question_uuid=originator_question_uuid,
+                asynchronous=asynchronous,
+                timeout=timeout,
+                maximum_heartbeat_interval=maximum_heartbeat_interval,
+                heartbeat_interval=heartbeat_interval,
+                raise_errors=raise_errors,
+                max_retries=max_retries,
+                prevent_retries_when=tuple(prevent_retries_when or ()),
+                log_errors=log_errors,
+            )
         service = self.service()
         twine = _twine(service.twine_path)
         twine.validate_input_values(input_values)
@@ -288,6 +311,10 @@ class Child:
         Raises the question's exception if it failed. With ``wait=False`` returns None while it
         is still running; with ``wait=True`` waits (at most ``timeout`` seconds, then
         ``QuestionTimeout``)."""
+        from assay.services import http_backend
+
+        if http_backend.asked_here(question_uuid):
+            return http_backend.get_answer(question_uuid, wait, timeout)
         with _futures_lock:
             _prune_futures()
             entry = _futures.get(question_uuid)
@@ -313,8 +340,11 @@ class Child:
         """Stop a running question (its worker is killed and the job ends STOPPED), from any
         process. Returns False when it had already finished; QuestionNotFound when there is
         none."""
+        from assay.services import http_backend
         from assay.services.local import running_question
 
+        if http_backend.asked_here(question_uuid):
+            return http_backend.cancel(question_uuid)
         running = running_question(question_uuid)
         if running is not None:
             running.cancel()

@@ -1,0 +1,415 @@
+"""The ``http`` backend of ``Child.ask``: ask a service that runs behind another Assay server.
+
+    child = Child("lab/elevation:1.0.0",
+                  backend={"name": "http", "url": "https://assay.lab.example", "token": TOKEN})
+    answer, question_uuid = child.ask(input_values={...}, handle_monitor_message=print)
+
+The server runs the question through the local backend's own code (``/api/v1/questions``);
+this side follows the question's job events over Server-Sent Events
+(``/api/v1/jobs/{uuid}/stream``, resumed with ``Last-Event-ID`` after a dropped connection)
+and gives the caller what the local backend gives:
+
+- the input values and manifest are checked against the service's twine (fetched from the
+  server once per process) before anything is sent; a manifest naming this machine's files is
+  refused (the server cannot read them);
+- the child's log records are re-emitted on this process's loggers, prefixed
+  ``[service id | question uuid]`` (``subscribe_to_logs``);
+- monitor messages valid for the twine reach ``handle_monitor_message``; invalid ones are
+  logged and skipped; a handler that raises cancels the question and its error is raised;
+- the answer is ``{"output_values", "output_manifest"}``; a failed question raises the
+  exception the local backend raises (rebuilt from the same payload); a cancelled one
+  ``QuestionCancelled``; ``Child.cancel(uuid)`` cancels it on the server;
+- ``max_retries`` asks again (a new question) after a failure, as locally;
+- HTTP errors are the server's ``AssayError`` classes, by their stable ``code``; a server that
+  cannot be reached is ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid as uuid_module
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from assay.core import errors
+from assay.core.errors import (
+    AssayError,
+    InvalidInput,
+    InvalidMonitorMessage,
+    QuestionCancelled,
+    QuestionTimeout,
+    Unavailable,
+)
+from assay.core.manifest import Manifest, local_files_refused
+from assay.services.context import current_question, to_manifest
+from assay.services.exceptions import rebuild_exception
+from assay.services.protocol import emit_log_record
+from assay.services.twine import Twine
+
+logger = logging.getLogger(__name__)
+
+KEYS = frozenset({"name", "url", "token", "verify"})
+_RECONNECTS = 5
+_EVENT_KINDS = {"log": "log_record", "monitor": "monitor_message"}
+_TRANSITION_KINDS = {
+    "run": "delivery",
+    "finish": "result",
+    "fail": "exception",
+    "time_out": "exception",
+    "stop": "cancelled",
+}
+#: Questions asked over HTTP by this process: uuid -> backend (for cancel and get_answer).
+_asked: dict[str, dict[str, Any]] = {}
+_asked_lock = threading.Lock()
+_twines: dict[tuple[str, str], Twine] = {}
+
+
+def check(backend: Mapping[str, Any]) -> dict[str, Any]:
+    """A checked copy of an ``http`` backend: ``url`` (http:// or https://), ``token``."""
+    checked = dict(backend)
+    unknown = sorted(set(checked) - KEYS)
+    if unknown:
+        raise InvalidInput(
+            f"backend 'http': unknown key {unknown[0]!r} (known keys: {', '.join(sorted(KEYS))})"
+        )
+    url = checked.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise InvalidInput(f"backend 'http': url must be an http(s):// URL, got {url!r}")
+    token = checked.get("token")
+    if token is not None and not isinstance(token, str):
+        raise InvalidInput("backend 'http': token must be a string")
+    checked["url"] = url.rstrip("/")
+    return checked
+
+
+def _error_classes() -> dict[str, type[AssayError]]:
+    found: dict[str, type[AssayError]] = {}
+    pending: list[type[AssayError]] = [AssayError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.code, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def error_from_response(response: httpx.Response) -> AssayError:
+    """The ``AssayError`` a problem+json answer stands for (by its stable ``code``)."""
+    try:
+        body = json.loads(response.read() or b"{}")
+    except ValueError:
+        body = {}
+    code = body.get("code") if isinstance(body, dict) else None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    cls = _error_classes().get(str(code), AssayError)
+    details = body.get("details") if isinstance(body, dict) else None
+    message = str(detail or f"HTTP {response.status_code} from {response.request.url}")
+    return cls(message, details if isinstance(details, dict) else None)
+
+
+@dataclass
+class Server:
+    """One Assay server, as the backend names it."""
+
+    url: str
+    token: str | None
+    verify: bool = True
+
+    @classmethod
+    def of(cls, backend: Mapping[str, Any]) -> Server:
+        return cls(backend["url"], backend.get("token"), bool(backend.get("verify", True)))
+
+    def client(self, timeout: float = 60.0) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=self.verify)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            with self.client() as client:
+                response = client.request(method, path, **kwargs)
+        except httpx.TransportError as error:
+            raise Unavailable(f"cannot reach the Assay server {self.url}: {error}") from None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response.json()
+
+    def twine(self, service_id: str) -> Twine:
+        key = (self.url, service_id)
+        if key not in _twines:
+            found = self.call("GET", "/api/v1/services/twine", params={"id": service_id})
+            _twines[key] = Twine(found["twine"])
+        return _twines[key]
+
+    def events(self, question_uuid: str, deadline: float | None) -> Iterator[tuple[str, Any]]:
+        """``(event type, data)`` of the question's job, in order, until ``end``; reconnects
+        with ``Last-Event-ID`` after a dropped connection."""
+        last_id: str | None = None
+        failures = 0
+        while True:
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                with (
+                    self.client(timeout=60.0) as client,
+                    client.stream(
+                        "GET", f"/api/v1/jobs/{question_uuid}/stream", headers=headers
+                    ) as response,
+                ):
+                    if response.status_code >= 400:
+                        raise error_from_response(response)
+                    for event_id, kind, data in _parse_sse(response.iter_lines(), deadline):
+                        failures = 0
+                        if event_id:
+                            last_id = event_id
+                        yield kind, data
+                        if kind == "end":
+                            return
+            except httpx.TransportError as error:
+                failures += 1
+                if failures > _RECONNECTS:
+                    raise Unavailable(
+                        f"lost the event stream of question {question_uuid} from {self.url}: "
+                        f"{error}"
+                    ) from None
+                time.sleep(min(0.1 * 2**failures, 2.0))
+
+
+def _parse_sse(
+    lines: Iterator[str], deadline: float | None
+) -> Iterator[tuple[str | None, str, Any]]:
+    event_id: str | None = None
+    kind = "message"
+    data: list[str] = []
+    for line in lines:
+        if deadline is not None and time.monotonic() > deadline:
+            raise QuestionTimeout("no end of the question's events before the timeout")
+        if line == "":
+            if data:
+                yield event_id, kind, json.loads("\n".join(data))
+            event_id, kind, data = None, "message", []
+            continue
+        if line.startswith(":"):
+            continue  # keepalive comment
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "id":
+            event_id = value
+        elif field == "event":
+            kind = value
+        elif field == "data":
+            data.append(value)
+
+
+def ask(
+    child: Any,
+    *,
+    input_values: Any,
+    input_manifest: Any,
+    children: Any,
+    subscribe_to_logs: bool,
+    allow_local_files: bool,
+    handle_monitor_message: Callable[[Any], None] | None,
+    record_events: bool,
+    question_uuid: str | None,
+    parent_question_uuid: str | None,
+    originator_question_uuid: str | None,
+    asynchronous: bool,
+    timeout: float | None,
+    maximum_heartbeat_interval: float,
+    heartbeat_interval: float,
+    raise_errors: bool,
+    max_retries: int,
+    prevent_retries_when: tuple[type[BaseException], ...],
+    log_errors: bool,
+) -> tuple[Any, str]:
+    """``Child.ask`` for a child behind an Assay server (see the module docstring)."""
+    server = Server.of(child.backend)
+    twine = server.twine(child.id)
+    twine.validate_input_values(input_values)
+    manifest = to_manifest(input_manifest, "input_manifest")
+    if manifest is not None:
+        for key, reference in manifest.references.items():
+            if reference.uses_local_files:  # the server cannot read this machine's files
+                raise local_files_refused(key, reference)
+    twine.validate_manifest("input_manifest", manifest, check_files=False)
+    context = current_question()
+    if parent_question_uuid is None and context is not None:
+        parent_question_uuid = context.question_uuid
+    if originator_question_uuid is None and context is not None:
+        originator_question_uuid = context.originator_question_uuid
+    child.received_events = [] if record_events else None
+    body = {
+        "service_id": child.id,
+        "input_values": input_values,
+        "input_manifest": manifest.serialise() if manifest is not None else None,
+        "children": [dict(c) for c in children] if children is not None else None,
+        "subscribe_to_logs": subscribe_to_logs,
+        "parent_question_uuid": parent_question_uuid,
+        "originator_question_uuid": originator_question_uuid,
+        "timeout": timeout,
+        "heartbeat_interval": heartbeat_interval,
+        "maximum_heartbeat_interval": maximum_heartbeat_interval,
+    }
+    asked = _Asked(child, server, twine, body, handle_monitor_message, subscribe_to_logs, timeout)
+    if asynchronous:
+        uuid = asked.post(question_uuid or str(uuid_module.uuid4()))
+        return None, uuid
+    uuid = question_uuid or str(uuid_module.uuid4())
+    retry = 0
+    while True:
+        try:
+            asked.post(uuid)
+            return asked.follow(uuid), uuid
+        except QuestionCancelled:
+            raise
+        except Exception as error:
+            if retry < max_retries and not isinstance(error, prevent_retries_when):
+                retry += 1
+                logger.warning(
+                    "question %s to %s failed (%s); asking again (retry %d of %d)",
+                    uuid,
+                    child.id,
+                    error,
+                    retry,
+                    max_retries,
+                )
+                uuid = str(uuid_module.uuid4())
+                continue
+            if raise_errors:
+                raise
+            if log_errors:
+                logger.error("question %s to %s failed: %s", uuid, child.id, error)
+            return error, uuid
+
+
+class _Asked:
+    def __init__(
+        self,
+        child: Any,
+        server: Server,
+        twine: Twine,
+        body: dict[str, Any],
+        handle_monitor_message: Callable[[Any], None] | None,
+        subscribe_to_logs: bool,
+        timeout: float | None,
+    ) -> None:
+        self.child = child
+        self.server = server
+        self.twine = twine
+        self.body = body
+        self.handle_monitor_message = handle_monitor_message
+        self.subscribe_to_logs = subscribe_to_logs
+        self.timeout = timeout
+
+    def post(self, uuid: str) -> str:
+        answer = self.server.call(
+            "POST", "/api/v1/questions", json={**self.body, "question_uuid": uuid}
+        )
+        found: str = answer["question_uuid"]
+        with _asked_lock:
+            _asked[found] = {
+                "url": self.server.url,
+                "token": self.server.token,
+                "verify": self.server.verify,
+                "service_id": self.child.id,
+            }
+        return found
+
+    def follow(self, uuid: str) -> dict[str, Any]:
+        # The server ends the question at its timeout; allow a margin for the last events.
+        deadline = time.monotonic() + self.timeout + 30.0 if self.timeout is not None else None
+        try:
+            for kind, data in self.server.events(uuid, deadline):
+                self._deliver(uuid, kind, data)
+        except QuestionTimeout:
+            cancel(uuid)
+            raise QuestionTimeout(
+                f"{self.child.id}: no answer to question {uuid} within the timeout of "
+                f"{self.timeout:g} s; the question was cancelled"
+            ) from None
+        except KeyboardInterrupt:
+            cancel(uuid)
+            raise
+        return answer_of(self.server, uuid, self.child.id)
+
+    def _deliver(self, uuid: str, kind: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        payload = data.get("payload") or {}
+        name = _EVENT_KINDS.get(kind) or _TRANSITION_KINDS.get(str(data.get("event")))
+        received = self.child.received_events
+        if name is not None and received is not None and len(received) < 10_000:
+            received.append({"kind": name, "payload": payload})
+        if kind == "log" and self.subscribe_to_logs:
+            emit_log_record(payload, self.child.id, uuid)
+        elif kind == "monitor":
+            message = payload.get("data")
+            try:
+                self.twine.validate_monitor_message(message)
+            except InvalidMonitorMessage as error:
+                logger.warning(
+                    "[%s | %s] monitor message ignored: %s", self.child.id, uuid, error.message
+                )
+                return
+            if self.handle_monitor_message is not None:
+                try:
+                    self.handle_monitor_message(message)
+                except Exception:
+                    cancel(uuid)  # as locally: the handler's error ends the question
+                    raise
+
+
+def answer_of(server: Server, uuid: str, service_id: str) -> dict[str, Any]:
+    """The answer of a finished question, or its exception raised."""
+    found = server.call("GET", f"/api/v1/questions/{uuid}/answer")
+    if found["status"] == "succeeded":
+        manifest = found["answer"]["output_manifest"]
+        return {
+            "output_values": found["answer"]["output_values"],
+            "output_manifest": Manifest.deserialise(manifest) if manifest else None,
+        }
+    if found["status"] == "cancelled":
+        raise QuestionCancelled(f"{service_id}: question {uuid} was cancelled")
+    if not found["final"]:
+        raise errors.ChildCrashed(f"question {uuid} has no outcome yet ({found['status']})")
+    raise rebuild_exception(found["error"] or {}, service_id, uuid)
+
+
+def asked_here(question_uuid: str) -> bool:
+    with _asked_lock:
+        return question_uuid in _asked
+
+
+def cancel(question_uuid: str) -> bool:
+    """Cancel a question this process asked over HTTP; False when it had already ended."""
+    with _asked_lock:
+        backend = _asked.get(question_uuid)
+    if backend is None:
+        return False
+    found = Server.of(backend).call("POST", f"/api/v1/questions/{question_uuid}/cancel")
+    return bool(found["cancelled"])
+
+
+def get_answer(question_uuid: str, wait: bool, timeout: float | None) -> dict[str, Any] | None:
+    """``Child.get_answer`` for a question this process asked over HTTP."""
+    with _asked_lock:
+        backend = dict(_asked[question_uuid])
+    server = Server.of(backend)
+    deadline = time.monotonic() + timeout if timeout is not None else None
+    delay = 0.05
+    while True:
+        found = server.call("GET", f"/api/v1/questions/{question_uuid}/answer")
+        if found["final"]:
+            return answer_of(server, question_uuid, backend["service_id"])
+        if not wait:
+            return None
+        if deadline is not None and time.monotonic() >= deadline:
+            raise QuestionTimeout(
+                f"question {question_uuid} has not been answered within {timeout:g} s"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
