@@ -515,3 +515,23 @@ class IndexingFailed(AssayError):
     """Indexing a job's archive failed; the job is FAILED with the reason."""
 
     code = "indexing_failed"
+
+
+# -- scale-out on Dask --------------------------------------------------------------------------
+class SchedulerUnreachable(Unavailable):
+    """A ``dask`` environment's scheduler (or cluster) cannot be reached within its timeout."""
+
+    code = "scheduler_unreachable"
+
+
+class WorkerNotReady(Unavailable):
+    """The workers of a ``dask`` environment cannot run the work: a task module they cannot
+    import, or no credentials for the context's remote (found by a probe at submit time)."""
+
+    code = "worker_not_ready"
+
+
+class ParamNotPicklable(InvalidInput):
+    """A job's or task's parameter cannot be pickled, so it cannot be sent to a Dask worker."""
+
+    code = "param_not_picklable"

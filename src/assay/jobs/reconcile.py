@@ -48,6 +48,13 @@ def _why_dead(row: Any, now: float, stale_after_s: float) -> str | None:
     return None
 
 
+def _on_dask(row: Any, environments: dict[str, Environment]) -> bool:
+    """Jobs of dask environments are settled against their scheduler (``reconcile_dask``): a
+    dead worker's task is re-run by Dask, which a pid check here would race."""
+    environment = environments.get(row.environment)
+    return environment is not None and environment.executor == "dask"
+
+
 def _settle(
     conn: Connection,
     job_id: str,
@@ -90,7 +97,9 @@ def reconcile(
         candidates = [
             row
             for row in queries.list_jobs(conn, state=SUPERVISED_STATES, limit=None)
-            if row.machine == "job" and _why_dead(row, time.time(), stale_after_s) is not None
+            if row.machine == "job"
+            and not _on_dask(row, environments)
+            and _why_dead(row, time.time(), stale_after_s) is not None
         ]
     changed = []
     # One pass over /proc for all of them (kill_orphans kills whole groups, so a member forked
@@ -124,6 +133,8 @@ def reconcile_job(
         return None
     if environments is None:
         environments = load_environments(ws.settings)
+    if _on_dask(row, environments):
+        return None
     try:
         with ws.write() as conn:
             return _settle(conn, job_id, stale_after_s, environments)
