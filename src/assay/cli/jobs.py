@@ -289,9 +289,14 @@ def env_ls(ctx: typer.Context, json_output: JsonOption = False) -> None:
             "network",
             "price/min",
             "last seen",
+            "workers",
+            "threads",
+            "memory",
         )
         for item in statuses:
             env = item.environment
+            dask = item.cluster or {}
+            memory = dask.get("memory_bytes")
             result.add_row(
                 cell(env.id),
                 cell(env.executor),
@@ -303,6 +308,9 @@ def env_ls(ctx: typer.Context, json_output: JsonOption = False) -> None:
                 cell("yes" if env.network else "no"),
                 cell(f"{env.price_min:g}"),
                 cell(local_time(item.last_seen)),
+                cell(dask.get("workers")),
+                cell(dask.get("threads")),
+                cell(f"{memory / 1e9:.1f} GB" if memory else None),
             )
         console.print(result)
 
