@@ -223,6 +223,8 @@ def test_run_uses_the_declared_environments(ctx: Path, sqlite_home: Path) -> Non
     assert (result["environment"], result["state"]) == ("workstation", "FINISHED")
     assert job_store.get_job(result["job_id"]).environment == "workstation"
 
-    with pytest.raises(SchedulerUnreachable, match="tcp://127.0.0.1:9 unreachable within 0.5 s"):
+    with pytest.raises(
+        SchedulerUnreachable, match=r"tcp://127\.0\.0\.1:9 unreachable within 0\.5 s"
+    ):
         api.run(CTX, tasks.Total, {"n": 5}, compute_environment="cluster")
     assert {b.name for b in api.search(CTX)} == {"Numbers"}
