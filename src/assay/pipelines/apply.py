@@ -98,15 +98,14 @@ def apply_pipeline(
         launcher = launch
     environment = load_environments(workspace.settings).get(request.environment)
     if environment is not None and environment.executor == "dask":
-        from assay.bundles import remotes
-        from assay.pipelines.dasktasks import check_graph, dask_launcher
+        from assay.pipelines.dasktasks import check_graph, dask_launcher, probe_remote
 
         launcher, dask_executor = dask_launcher(workspace, environment, request.parent_job_id)
         check_graph(graph, dask_executor)
         # Tasks wait on the cluster, not on this machine: as many in flight as the
         # environment allows. Through a remote, inputs are pulled and outputs pushed.
         workers = max(workers, environment.max_jobs)
-        if remotes.binding(workspace, request.context) is not None:
+        if probe_remote(workspace, request.context, dask_executor):
             push = pull = True
     settings = RunSettings(
         context=request.context,

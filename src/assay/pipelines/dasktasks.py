@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
 
+from assay.bundles import remotes
 from assay.bundles.workspace import Workspace
 from assay.catalog import queries
+from assay.core.errors import WorkerNotReady
 from assay.jobs import store
 from assay.jobs.environments import Environment
 from assay.jobs.executors.dask import DaskExecutor, check_picklable, probe_modules
@@ -36,6 +38,7 @@ from assay.pipelines import jobglue
 from assay.pipelines.graph import TaskGraph, TaskNode
 from assay.pipelines.taskrun import CommitGate, TaskRunSpec, TaskStopped, run_task
 from assay.pipelines.worker import _load_class
+from assay.store.remote import RemoteStore
 
 Launcher = Callable[[Workspace, TaskNode, TaskRunSpec, CommitGate], dict[str, Any]]
 
@@ -53,6 +56,33 @@ def check_graph(graph: TaskGraph, executor: DaskExecutor) -> None:
             check_picklable(f"parameter {name!r} of {node.label}", value)
         modules.append(type(node.task).__module__)
     probe_modules(executor.client, modules, executor.options.address)
+
+
+def remote_ready(url: str, options: dict[str, Any]) -> str | None:
+    """Run on each worker by the submit-time probe: None, or why the remote cannot be used
+    there (no credentials, no route)."""
+    try:
+        RemoteStore(url, options).probe()
+    except Exception as exc:  # the probe reports whatever stops this worker using the remote
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def probe_remote(workspace: Workspace, context: str, executor: DaskExecutor) -> bool:
+    """``WorkerNotReady`` when a worker cannot use ``context``'s remote; True when there is
+    one (tasks then pull inputs and push outputs through it)."""
+    bound = remotes.binding(workspace, context)
+    if bound is None:
+        return False
+    answers = executor.client.run(remote_ready, bound.url, dict(bound.options))
+    for worker, problem in sorted(answers.items()):
+        if problem is not None:
+            raise WorkerNotReady(
+                f"worker {worker} of {executor.options.address} cannot use remote {bound.url} "
+                f"(credentials?): {problem.splitlines()[0]}",
+                {"worker": worker, "remote": bound.url},
+            )
+    return True
 
 
 def dask_launcher(
