@@ -146,17 +146,17 @@ class DaskExecutor:
         return self._send(client, job_id, entry)
 
     def _send(self, client: Any, job_id: str, entry: str) -> str:
+        return self.send_call(job_id, run_job_task, job_id, entry, self.refs(), client=client)
+
+    def send_call(self, job_id: str, function: Any, *args: Any, client: Any = None) -> str:
+        """Submit ``function(*args)`` (a top-level function; plain arguments) as job
+        ``job_id``'s task, fire-and-forget; the key. For kinds whose worker side manages the
+        job's states itself (compute jobs run a local executor on the worker)."""
         from distributed import fire_and_forget
 
         key = job_key(job_id)
-        future = client.submit(
-            run_job_task,
-            job_id,
-            entry,
-            self.refs(),
-            key=key,
-            resources=self.resources(),
-            pure=False,
+        future = (client or self.client).submit(
+            function, *args, key=key, resources=self.resources(), pure=False
         )
         fire_and_forget(future)
         future.release()  # only references travel; the catalog, not the future, has the result
