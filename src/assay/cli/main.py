@@ -44,6 +44,7 @@ from assay.cli.remotes import pull as pull_command
 from assay.cli.remotes import push as push_command
 from assay.cli.remotes import remote_app
 from assay.cli.serve import serve
+from assay.cli.services import build as build_command
 from assay.cli.services import init_app, questions_app
 from assay.cli.services import run as run_service
 from assay.cli.session import JsonOption, Session, session
@@ -186,6 +187,7 @@ app.command("localize")(localize_command)
 app.command("delocalize")(delocalize_command)
 app.add_typer(init_app, name="init")
 app.command("run")(run_service)
+app.command("build")(build_command)
 app.add_typer(questions_app, name="questions")
 app.command("apply")(apply_command)
 app.add_typer(jobs_app, name="jobs")

@@ -535,3 +535,15 @@ class ParamNotPicklable(InvalidInput):
     """A job's or task's parameter cannot be pickled, so it cannot be sent to a Dask worker."""
 
     code = "param_not_picklable"
+
+
+class ContainerEngineMissing(Unavailable):
+    """``assay build`` found no container engine (docker, podman), or its build failed."""
+
+    code = "container_engine_missing"
+
+
+class ImageBuildFailed(Unavailable):
+    """The container engine ran but the image build failed (its own output says why)."""
+
+    code = "image_build_failed"
