@@ -95,7 +95,7 @@ def wait_for(path: Path, timeout: float = 60.0) -> str:
     import time
 
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not (path.exists() and path.read_text()):  # written, not just created
         if time.monotonic() > deadline:
             pytest.fail(f"{path} was not written within {timeout} s")
         time.sleep(0.01)  # polling for the file the task writes: the file is the event

@@ -246,6 +246,20 @@ def jobs_stop(ctx: typer.Context, job: JobArgument, json_output: JsonOption = Fa
     out.emit(job_dict(record), message)
 
 
+@jobs_app.command("reconcile")
+def jobs_reconcile(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """End or re-queue lost jobs: dead local supervisors, and jobs of dask environments their
+    scheduler no longer holds (or whose scheduler is gone)."""
+    from assay.jobs.executors.dask import reconcile_dask
+
+    out = Output.of(ctx)
+    changed = reconcile() + reconcile_dask()
+    out.emit(
+        [job_dict(record) for record in changed],
+        "\n".join(f"job {short(r.job_id)} -> {r.state}" for r in changed) or "nothing to do",
+    )
+
+
 @jobs_app.command("fsm")
 def jobs_fsm(
     ctx: typer.Context,

@@ -18,6 +18,7 @@ and two processes reconciling at once end each job once.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -48,11 +49,21 @@ def _why_dead(row: Any, now: float, stale_after_s: float) -> str | None:
     return None
 
 
-def _on_dask(row: Any, environments: dict[str, Environment]) -> bool:
-    """Jobs of dask environments are settled against their scheduler (``reconcile_dask``): a
-    dead worker's task is re-run by Dask, which a pid check here would race."""
-    environment = environments.get(row.environment)
-    return environment is not None and environment.executor == "dask"
+def _on_dask(row: Any, environments: dict[str, Environment] | None = None) -> bool:
+    """Jobs submitted by the Dask executor (``launch.executor == "dask"``) are settled against
+    their scheduler (``executors.dask.reconcile_dask``): Dask re-runs a dead worker's task
+    itself, which a pid check here would race."""
+    return dask_launched(row.launch)
+
+
+def dask_launched(launch: str | None) -> bool:
+    if not launch:
+        return False
+    try:
+        spec = json.loads(launch)
+    except ValueError:
+        return False  # not ours to judge: an unreadable launch spec is the local executor's
+    return isinstance(spec, dict) and spec.get("executor") == "dask"
 
 
 def _settle(

@@ -32,7 +32,12 @@ from assay.catalog import queries
 from assay.core.errors import WorkerNotReady
 from assay.jobs import store
 from assay.jobs.environments import Environment
-from assay.jobs.executors.dask import DaskExecutor, check_picklable, probe_modules
+from assay.jobs.executors.dask import (
+    DaskExecutor,
+    check_picklable,
+    probe_modules,
+    reconcile_dask,
+)
 from assay.jobs.executors.dask_task import worker_workspace
 from assay.pipelines import jobglue
 from assay.pipelines.graph import TaskGraph, TaskNode
@@ -90,6 +95,7 @@ def dask_launcher(
 ) -> tuple[Launcher, DaskExecutor]:
     executor = DaskExecutor(environment, workspace)
     client = executor.client  # SchedulerUnreachable here, before any task job is made
+    reconcile_dask(workspace, {environment.id: environment})  # lost jobs of an earlier run
 
     def launch(
         ws: Workspace, node: TaskNode, spec: TaskRunSpec, gate: CommitGate

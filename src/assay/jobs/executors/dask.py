@@ -41,6 +41,7 @@ from assay.jobs.dask_config import task_resources
 from assay.jobs.environments import Environment, load_environments
 from assay.jobs.executors import dask_client
 from assay.jobs.executors.dask_task import importable, resolve_entry, run_job_task
+from assay.jobs.reconcile import dask_launched
 from assay.jobs.records import JobRecord
 
 ACTIVE = ("QUEUED", "PROVISIONING", "RUNNING", "PUBLISHING")
@@ -210,7 +211,7 @@ def reconcile_dask(
                 for row in queries.list_jobs(
                     conn, state=ACTIVE, environment=environment.id, limit=None
                 )
-                if row.machine == "job"
+                if row.machine == "job" and dask_launched(row.launch)
             ]
         if not rows:
             continue
