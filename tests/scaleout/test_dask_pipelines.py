@@ -72,6 +72,32 @@ def test_stop_a_running_pipeline_task(dask_home: Path, tmp_path: Path) -> None:
     assert [b.name for b in api.search(CTX)] == []
 
 
+def test_stop_the_pipeline_job_stops_its_task_on_the_worker(
+    dask_home: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "started"
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = api.run(
+                CTX, tasks.UntilStopped, {"marker": str(marker)}, compute_environment="cluster"
+            )
+        except Exception as error:  # the test reads what run ended with
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(marker)
+    (pipeline,) = store.list_jobs(kind="pipeline", state="RUNNING")
+    store.request_stop(pipeline.job_id)
+    thread.join(60)
+    assert not thread.is_alive()
+    assert store.get_job(pipeline.job_id).state == "STOPPED"
+    assert [j.state for j in task_jobs()] == ["STOPPED"]
+    assert api.search(CTX) == []
+
+
 def test_a_dead_worker_reruns_the_task_and_its_output_appears_once(
     dask_home: Path, tmp_path: Path, client: Any
 ) -> None:

@@ -84,6 +84,8 @@ def run_pipeline_job(workspace: Workspace, request: ApplyRequest) -> dict[str, A
             raise JobStopped(str(interrupted)) from None
         except AssayError as error:
             raised.append(error)
+            if ctx.stop_requested():  # its tasks ended because the pipeline job was stopped
+                raise JobStopped(f"the pipeline job was stopped: {error}") from None
             raise
         return {
             "success": report.success,
