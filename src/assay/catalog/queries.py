@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -164,6 +165,9 @@ class BundleQuery:
     before: float | None = None
     after: float | None = None
     limit: int | None = None
+    #: Keyset pagination: only bundles strictly after this ``(created, uuid)`` in the
+    #: newest-first order (the last row of the previous page).
+    keyset: tuple[float, str] | None = None
 
 
 def find_bundles(conn: Connection, query: BundleQuery) -> list[BundleRecord]:
@@ -204,6 +208,14 @@ def find_bundles(conn: Connection, query: BundleQuery) -> list[BundleRecord]:
         conditions.append(bundles.c.created < query.before)
     if query.after is not None:
         conditions.append(bundles.c.created >= query.after)
+    if query.keyset is not None:
+        created, last_uuid = query.keyset
+        conditions.append(
+            or_(
+                bundles.c.created < created,
+                and_(bundles.c.created == created, bundles.c.uuid < last_uuid),
+            )
+        )
     statement = (
         select(bundles, contexts.c.name.label("context_name"))
         .join(contexts, contexts.c.id == bundles.c.context_id)
@@ -261,6 +273,16 @@ def bundle_files_of(conn: Connection, uuid: str) -> list[FileEntry]:
         .order_by(bundle_files.c.path)
     )
     return [FileEntry(r.path, r.blob_hash, r.size) for r in rows]
+
+
+def bundle_file(conn: Connection, uuid: str, path: str) -> FileEntry | None:
+    """One file of a bundle by its path (a primary-key read)."""
+    row = conn.execute(
+        select(bundle_files.c.path, bundle_files.c.blob_hash, bundle_files.c.size).where(
+            bundle_files.c.bundle_uuid == uuid, bundle_files.c.path == path
+        )
+    ).first()
+    return FileEntry(row.path, row.blob_hash, row.size) if row is not None else None
 
 
 def dependents_of(conn: Connection, uuids: Sequence[str]) -> list[BundleRecord]:

@@ -309,3 +309,21 @@ pipelinejob_deliveries = Table(
     Column("seq", Integer, nullable=True),
     Column("at", Float, nullable=False),
 )
+
+# -- API tokens (migration 0009) ----------------------------------------------------------------
+# A bearer token is ``assay_<token_id>_<secret>``; only the SHA-256 of the whole token is kept.
+# ``scopes`` is a comma-separated sorted list of read/write/admin.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("name", String(128), nullable=False, default=""),
+    Column("scopes", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=True),
+    Column("revoked", Float, nullable=True),
+    Column("last_used", Float, nullable=True),
+    Index("ix_api_tokens_owner", "owner"),
+)

@@ -11,7 +11,7 @@
 | 6 | unavailable (catalog or storage cannot be reached or used) |
 | 7 | a missing optional extra |
 | 8 | a question to a service failed (the app raised, crashed, hung, timed out, was cancelled) |
-| 9 | access denied (a dataset's compute-to-data policy, another consumer's job) |
+| 9 | access denied (a dataset's compute-to-data policy, another consumer's job; a missing, expired or revoked token; a token without the scope needed) |
 | 10 | a pipeline task failed (``assay apply``; its traceback precedes the error line) |
 | 70 | internal error (a bug: please report it; ``ASSAY_DEBUG=1`` shows the traceback) |
 | 130 | interrupted |
@@ -48,6 +48,7 @@ from assay.cli.services import build as build_command
 from assay.cli.services import init_app, questions_app
 from assay.cli.services import run as run_service
 from assay.cli.session import JsonOption, Session, session
+from assay.cli.tokens import tokens_app
 from assay.core.errors import AssayError
 
 USAGE_ERROR_EXIT = 2
@@ -198,6 +199,7 @@ app.add_typer(compute_cli.services_app, name="services")
 app.add_typer(pipelines_app, name="pipelines")
 app.add_typer(pipelinejobs_app, name="pipelinejobs")
 app.command("serve")(serve)
+app.add_typer(tokens_app, name="tokens")
 
 
 def _exit_code(code: object) -> int:

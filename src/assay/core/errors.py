@@ -547,3 +547,28 @@ class ImageBuildFailed(Unavailable):
     """The container engine ran but the image build failed (its own output says why)."""
 
     code = "image_build_failed"
+
+
+# -- API tokens (assay.auth): the server answers 401 / 403 with these codes --------------------
+class TokenInvalid(AuthenticationRequired):
+    """A bearer token that is missing, malformed, unknown or whose secret does not match."""
+
+    code = "token_invalid"
+
+
+class TokenExpired(AuthenticationRequired):
+    code = "token_expired"
+
+
+class TokenRevoked(AuthenticationRequired):
+    code = "token_revoked"
+
+
+class InsufficientScope(PermissionDenied):
+    """A valid token whose scopes do not include the one the action needs."""
+
+    code = "insufficient_scope"
+
+
+class TokenNotFound(NotFound):
+    code = "token_not_found"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -10,15 +11,23 @@ from fastapi import FastAPI
 from assay.bundles.workspace import open_workspace
 from assay.core.settings import Settings
 from assay.pjobs.index_jobs import recover
-from assay.server import problems
+from assay.server import problems, ui
+from assay.server.api_app import API_PREFIX, DEFAULT_MAX_UPLOAD_BYTES, api_router
 from assay.server.routers import health, pipelinejobs
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    auth: bool = True,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+) -> FastAPI:
     """A new app over the workspace of ``settings`` (default: from the environment).
 
     At start it opens the workspace (migrating the catalog if needed) and settles what a
-    previous server left half-done (``assay.pjobs.index_jobs.recover``).
+    previous server left half-done (``assay.pjobs.index_jobs.recover``). ``auth=False``
+    (``--insecure-no-auth``) serves the REST API to anyone as the local user: the caller
+    must bind loopback only (``assay.server.api_auth.check_bind``).
     """
 
     @contextlib.asynccontextmanager
@@ -28,8 +37,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         recover(workspace)
         yield
 
-    app = FastAPI(title="Assay", lifespan=lifespan)
+    app = FastAPI(
+        title="Assay",
+        version="1",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.auth = auth
+    app.state.local_user = getpass.getuser()
+    app.state.max_upload_bytes = max_upload_bytes
     problems.install(app)
     app.include_router(health.router)
     app.include_router(pipelinejobs.router)
+    app.include_router(api_router())
+    ui.install(app)
     return app

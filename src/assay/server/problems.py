@@ -2,11 +2,16 @@
 
 A problem body: ``{"type": "urn:assay:problem:<code>", "title": ..., "status": ...,
 "detail": <the error message>, "code": <the AssayError code>, "instance": <request path>}``
-plus the error's ``details`` under ``"details"`` when it has any.
+plus the error's ``details`` under ``"details"`` when it has any; under ``/api/`` the same
+fields are also RFC 9457 extension members at the top level (``field`` for bad input).
+
+Bad input is 400 on the webhook routes and 422 under ``/api/`` (the REST API's contract:
+malformed JSON or parameters answer 422 naming the field).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +25,8 @@ from assay.core.errors import (
     Conflict,
     IntegrityError,
     InvalidInput,
+    MissingExtra,
+    NotBuiltYet,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
@@ -38,7 +45,11 @@ STATUS_BY_CLASS: tuple[tuple[type[AssayError], int], ...] = (
     (Conflict, 409),
     (IntegrityError, 500),
     (Unavailable, 503),
+    (NotBuiltYet, 501),
+    (MissingExtra, 501),
 )
+API_PREFIX = "/api/"
+_log = logging.getLogger("assay.server")
 #: Codes whose class sits elsewhere in the hierarchy but whose meaning is a conflict.
 STATUS_BY_CODE = {"invalid_transition": 409}
 
@@ -49,17 +60,20 @@ TITLES = {
     404: "Not found",
     409: "Conflict",
     413: "Payload too large",
+    416: "Range not satisfiable",
+    422: "Unprocessable content",
+    501: "Not implemented",
     500: "Internal server error",
     503: "Service unavailable",
 }
 
 
-def status_for(error: AssayError) -> int:
+def status_for(error: AssayError, path: str = "") -> int:
     if error.code in STATUS_BY_CODE:
         return STATUS_BY_CODE[error.code]
     for cls, status in STATUS_BY_CLASS:
         if isinstance(error, cls):
-            return status
+            return 422 if status == 400 and path.startswith(API_PREFIX) else status
     return 500
 
 
@@ -76,13 +90,17 @@ def problem(
     }
     if details:
         body["details"] = details
+        if instance.startswith(API_PREFIX):
+            for key, value in details.items():
+                body.setdefault(key, value)
     headers = {"WWW-Authenticate": 'Bearer realm="assay"'} if status == 401 else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
 
 
 async def _assay_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AssayError)
-    return problem(status_for(exc), exc.code, exc.message, request.url.path, exc.details)
+    path = request.url.path
+    return problem(status_for(exc, path), exc.code, exc.message, path, exc.details)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -91,18 +109,31 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
         for e in exc.errors()
     ]
-    return problem(400, "invalid_input", "the request is malformed", request.url.path,
-                   {"errors": errors})  # fmt: skip
+    path = request.url.path
+    if not path.startswith(API_PREFIX):
+        return problem(400, "invalid_input", "the request is malformed", path,
+                       {"errors": errors})  # fmt: skip
+    # ("query", "limit") -> "limit"; ("body", "tags", "k") -> "tags.k"; ("body",) -> "body"
+    first = errors[0]["loc"] if errors else []
+    field = ".".join(first[1:]) or (first[0] if first else "")
+    message = errors[0]["msg"] if errors else "malformed request"
+    return problem(422, "invalid_input", f"invalid {field}: {message}", path,
+                   {"field": field, "errors": errors})  # fmt: skip
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return problem(exc.status_code, code, str(exc.detail), request.url.path)
+    code = {404: "not_found", 405: "method_not_allowed", 416: "range_not_satisfiable"}.get(
+        exc.status_code, "http_error"
+    )
+    response = problem(exc.status_code, code, str(exc.detail), request.url.path)
+    response.headers.update(dict(exc.headers or {}))
+    return response
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     # The message names the type only: internals (paths, SQL) stay in the server log.
+    _log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "internal_error", f"internal error ({type(exc).__name__})",
                    request.url.path)  # fmt: skip
 

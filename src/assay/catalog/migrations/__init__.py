@@ -4,4 +4,4 @@
 up-to-date catalog can compare one string instead of loading Alembic.
 """
 
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0009"

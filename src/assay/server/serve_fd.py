@@ -1,0 +1,51 @@
+"""``python -m assay.server.serve_fd``: the whole app under uvicorn, like ``assay serve``, plus
+``--fd``: an already listening socket, so a caller (the tests, the benchmark) knows the port
+before the server starts and need not poll for readiness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from collections.abc import Sequence
+
+from assay.auth.network import check_bind
+from assay.core.errors import AssayError
+from assay.server.api_app import DEFAULT_MAX_UPLOAD_BYTES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m assay.server.serve_fd")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--fd", type=int, default=None, help="serve on this listening socket")
+    parser.add_argument("--insecure-no-auth", action="store_true")
+    parser.add_argument("--max-upload-bytes", type=int, default=DEFAULT_MAX_UPLOAD_BYTES)
+    args = parser.parse_args(argv)
+    host = args.host
+    # socket(fileno=...) reads the socket's real family (uvicorn's own --fd assumes AF_UNIX,
+    # which leaves TCP_NODELAY off: every keep-alive response then waits ~40 ms for the
+    # peer's delayed ACK).
+    listener = socket.socket(fileno=args.fd) if args.fd is not None else None
+    if listener is not None:
+        host = listener.getsockname()[0]
+    try:
+        check_bind(host, auth=not args.insecure_no_auth)
+        from assay.server.app import create_app
+
+        app = create_app(auth=not args.insecure_no_auth, max_upload_bytes=args.max_upload_bytes)
+    except AssayError as err:
+        sys.stderr.write(f"error: {err.message}\n")
+        return err.exit_code
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level="warning", access_log=False
+    )
+    uvicorn.Server(config).run(sockets=[listener] if listener is not None else None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

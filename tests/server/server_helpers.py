@@ -1,0 +1,137 @@
+"""A real API server for the HTTP tests: ``python -m assay.server.api_app`` under uvicorn, on a
+loopback socket this process opened (so the port is known before the server starts and the
+first request simply waits in the listen backlog: no polling for readiness).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import uuid as uuid_module
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from assay.auth import tokens
+from assay.bundles import operations
+from assay.bundles.workspace import Workspace, open_workspace
+from assay.catalog import queries
+from assay.core.records import BundleRecord, Dependency
+from assay.core.settings import Settings
+
+
+@dataclass
+class ApiServer:
+    url: str
+    home: Path
+    settings: Settings
+    process: subprocess.Popen[bytes]
+    admin: str
+    writer: str
+    reader: str
+
+    @property
+    def workspace(self) -> Workspace:
+        return open_workspace(self.settings)
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+def server_env(home: Path, catalog_url: str | None) -> dict[str, str]:
+    env = {**os.environ, "ASSAY_HOME": str(home)}
+    env.pop("ASSAY_CATALOG_URL", None)
+    if catalog_url is not None:
+        env["ASSAY_CATALOG_URL"] = catalog_url
+    return env
+
+
+@contextlib.contextmanager
+def running_server(
+    home: Path, catalog_url: str | None, extra_args: Sequence[str] = ()
+) -> Iterator[ApiServer]:
+    settings = Settings(
+        home=home.absolute(),
+        catalog_url=catalog_url or f"sqlite:///{home.absolute() / 'catalog.db'}",
+    )
+    workspace = open_workspace(settings)  # creates and migrates the catalog before the server
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "assay.server.serve_fd",
+            "--fd",
+            str(listener.fileno()),
+            *extra_args,
+        ],
+        env=server_env(home, catalog_url),
+        pass_fds=[listener.fileno()],
+    )
+    listener.close()
+    made = {
+        scope: tokens.create_token(
+            "ada" if scope != "read" else "bob", [scope], workspace=workspace
+        )[1]
+        for scope in ("admin", "write", "read")
+    }
+    try:
+        yield ApiServer(
+            f"http://127.0.0.1:{port}",
+            home,
+            settings,
+            process,
+            made["admin"],
+            made["write"],
+            made["read"],
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def make_graph(
+    workspace: Workspace,
+    context: str,
+    names: Sequence[str],
+    parents: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, str]:
+    """Bundles with provenance edges written through the catalog's own insert."""
+    operations.create_context(workspace, context)
+    uuids = {name: str(uuid_module.uuid4()) for name in names}
+    with workspace.write() as conn:
+        ctx_id = operations.require_context(conn, context)
+        for position, name in enumerate(names):
+            record = BundleRecord(
+                uuid=uuids[name],
+                context=context,
+                name=name,
+                processing_name=name,
+                owner="test",
+                created=1_700_000_000.0 + position,
+                committed=True,
+                content_hash="0" * 64,
+                presentation="json",
+                data={"value": position},
+                params={},
+                code_version={},
+                start_time=None,
+                stop_time=None,
+                file_count=0,
+                total_size=0,
+                dependencies=tuple(
+                    Dependency(uuids[p], "depends_on", f"in{i}")
+                    for i, p in enumerate((parents or {}).get(name, ()))
+                ),
+            )
+            queries.insert_bundle(conn, ctx_id, record, [])
+    return uuids
