@@ -115,3 +115,28 @@ def test_env_ls_shows_workers_threads_memory_and_unreachable(dask_home: Path, cl
     assert rows["gone"]["status"] == "unreachable"
     table = CliRunner().invoke(app, ["env", "ls"], env={"COLUMNS": "250"}, catch_exceptions=False)
     assert "unreachable" in table.output
+
+
+@pytest.mark.parametrize("environment", ["cluster", "cluster-rq"])
+def test_a_job_the_live_scheduler_does_not_hold_is_failed_or_resubmitted(
+    dask_home: Path, environment: str
+) -> None:
+    """After a scheduler restart the new scheduler holds none of the old keys: a RUNNING job
+    (its attempt lost with the old scheduler) is FAILED, or re-queued and run again."""
+    jid = ids.job_id("lost", environment)
+    store.create_job("compute", jid, spec={"n": 4}, environment=environment)
+    launch = json.dumps({"executor": "dask", "entry": "dask_jobfns:hello"})
+    store.fire(jid, "queue", fields={"launch": launch})
+    store.fire(jid, "run", fields={"pid": 999999, "host": "gone-worker"})
+    changed = reconcile_dask()
+    assert [r.job_id for r in changed] == [jid]
+    executor = DaskExecutor(get_environment(environment))
+    record = executor.wait(jid, timeout=60)
+    if environment == "cluster-rq":
+        assert record.state == "FINISHED" and record.result is not None
+        assert record.result["doubled"] == 8
+        events = [e.event for e in store.list_events(jid) if e.type == "transition"]
+        assert events == ["create", "queue", "run", "requeue", "run", "finish"]
+    else:
+        assert record.state == "FAILED"
+        assert record.error is not None and "no longer holds its task" in record.error
