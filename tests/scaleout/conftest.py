@@ -13,12 +13,18 @@ from typing import Any
 
 import pytest
 
-distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed")
+from assay.bundles import operations
+from assay.bundles.workspace import close_workspaces, open_workspace
+from assay.jobs.executors import dask_client
+from helpers import truncate_catalog
 
-from assay.bundles import operations  # noqa: E402
-from assay.bundles.workspace import close_workspaces, open_workspace  # noqa: E402
-from assay.jobs.executors import dask_client  # noqa: E402
-from helpers import truncate_catalog  # noqa: E402
+try:
+    import distributed
+except ImportError:  # the dask tests then skip visibly (needs_dask)
+    distributed = None
+
+#: Marks a test that runs on a real Dask cluster: skipped, visibly, without dask[distributed].
+needs_dask = pytest.mark.skipif(distributed is None, reason="dask[distributed] is not installed")
 
 HERE = Path(__file__).parent
 SRC = HERE.parent.parent / "src"

@@ -14,12 +14,12 @@ import pytest
 from assay.compute import Compute
 from assay.core.errors import SandboxUnavailable
 from assay.jobs import store
-from conftest import HERE
+from conftest import HERE, needs_dask
 
 sys.path.insert(0, str(HERE.parent / "compute"))
 from compute_helpers import OCEAN_SCRIPT, add_dataset, raw_meta
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.dask, needs_dask]
 
 
 def test_a_compute_job_runs_on_a_worker(dask_home: Path, tmp_path: Path, cluster: Any) -> None:

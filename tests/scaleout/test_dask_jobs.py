@@ -25,9 +25,9 @@ from assay.jobs import store
 from assay.jobs.environments import get_environment, parse_environment
 from assay.jobs.executors import dask_client
 from assay.jobs.executors.dask import DaskExecutor, check_picklable, job_key
-from conftest import wait_for
+from conftest import needs_dask, wait_for
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.dask, needs_dask]
 
 ENTRY = "dask_jobfns"
 

@@ -15,9 +15,9 @@ from assay import api
 from assay.core.errors import ParamNotPicklable, WorkerNotReady
 from assay.jobs import store
 from assay.pipelines.jobglue import TASK_KIND
-from conftest import wait_for
+from conftest import needs_dask, wait_for
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.dask, needs_dask]
 CTX = "scale"
 
 

@@ -20,9 +20,9 @@ from assay.jobs import ids, store
 from assay.jobs.environments import get_environment
 from assay.jobs.executors import dask_client
 from assay.jobs.executors.dask import DaskExecutor, reconcile_dask
-from conftest import HERE, SRC, wait_for, write_environments
+from conftest import HERE, SRC, needs_dask, wait_for, write_environments
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.dask, needs_dask]
 
 CLUSTER_SCRIPT = """
 import sys, time

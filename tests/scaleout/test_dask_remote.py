@@ -18,13 +18,13 @@ from assay.bundles import remotes
 from assay.bundles.workspace import open_workspace
 from assay.core.errors import WorkerNotReady
 from assay.jobs.executors import dask_client
-from conftest import HERE, SRC, distributed, write_environments
+from conftest import HERE, SRC, distributed, needs_dask, write_environments
 from helpers import skip_or_fail
 
 sys.path.insert(0, str(HERE.parent / "remotes"))
 from remote_helpers import make_bucket, start_moto, stop_moto
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.dask, needs_dask]
 CTX = "scale"
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
