@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 from assay.cli.main import app
 from assay.jobs import ids, store
 from assay.jobs.environments import get_environment
-from assay.jobs.executors import dask_client
 from assay.jobs.executors.dask import DaskExecutor, reconcile_dask
 from conftest import HERE, SRC, needs_dask, wait_for, write_environments
 
@@ -81,7 +80,7 @@ def test_a_killed_scheduler_leaves_nothing_running(
     assert store.get_job(jid).state == "RUNNING"
     os.killpg(process.pid, signal.SIGKILL)  # scheduler, nanny and worker at once
     process.wait()
-    dask_client.close_clients()
+    # This process's client of the dead scheduler is still cached: reconciliation copes.
     changed = reconcile_dask()
     assert [r.job_id for r in changed] == [jid]
     record = store.get_job(jid)

@@ -45,6 +45,7 @@ from assay.jobs.reconcile import dask_launched
 from assay.jobs.records import JobRecord
 
 ACTIVE = ("QUEUED", "PROVISIONING", "RUNNING", "PUBLISHING")
+LOST_TASK = "its scheduler no longer holds its task"
 #: Dask task states in which a task will still run (or is running).
 LIVE_TASK_STATES = ("released", "waiting", "no-worker", "queued", "processing", "memory")
 
@@ -216,12 +217,7 @@ def reconcile_dask(
         if not rows:
             continue
         executor = DaskExecutor(environment, ws)
-        try:
-            client = executor.client
-            known: set[str] | None = live_keys(client)
-            why = "its scheduler no longer holds its task"
-        except SchedulerUnreachable as exc:
-            known, why = None, f"its scheduler is gone ({exc})"
+        known, why = _known_keys(executor)
         for row in rows:
             if known is not None and job_key(row.job_id) in known:
                 continue
@@ -229,6 +225,28 @@ def reconcile_dask(
             if record is not None:
                 changed.append(record)
     return changed
+
+
+def _known_keys(executor: DaskExecutor) -> tuple[set[str] | None, str]:
+    """The live keys of the environment's scheduler (None when it does not answer) and the
+    reason a job missing from them is lost. A ``scheduler:`` is asked through a fresh client
+    (connected within ``connect_timeout_s``; a cached client of a scheduler that died would
+    wait for its reconnection instead); a ``cluster:`` through the client of its owner."""
+    opts = executor.options
+    try:
+        if not opts.scheduler:
+            return live_keys(executor.client), LOST_TASK
+        client = dask_client.connect(opts.scheduler, opts.connect_timeout_s)
+        try:
+            return live_keys(client), LOST_TASK
+        finally:
+            client.close(timeout=opts.connect_timeout_s)
+    except SchedulerUnreachable as exc:
+        dask_client.forget(executor.environment)
+        return None, f"its scheduler is gone ({exc})"
+    except (OSError, TimeoutError) as exc:  # the scheduler went away while being asked
+        dask_client.forget(executor.environment)
+        return None, f"its scheduler is gone ({type(exc).__name__})"
 
 
 def _settle(executor: DaskExecutor, row: Any, reachable: bool, why: str) -> JobRecord | None:

@@ -41,6 +41,11 @@ def _connect(address: Any, timeout: float, shown: str) -> Any:
         ) from None
 
 
+def connect(address: str, timeout: float) -> Any:
+    """A new client of the scheduler at ``address`` (the caller closes it)."""
+    return _connect(address, timeout, address)
+
+
 def _start_cluster(opts: DaskOptions) -> Any:
     if opts.cluster == "local":
         from distributed import LocalCluster
@@ -83,6 +88,15 @@ def client_for(environment: Environment) -> Any:
             client = _connect(cluster, opts.connect_timeout_s, opts.address)
         _clients[environment.id] = client
         return client
+
+
+def forget(environment: Environment) -> None:
+    """Drop this process's client of ``environment`` (its scheduler went away); the next
+    ``client_for`` connects afresh. A cluster this process started is kept."""
+    with _lock:
+        client = _clients.pop(environment.id, None)
+    if client is not None:
+        client.close(timeout=1)
 
 
 def close_clients() -> None:
