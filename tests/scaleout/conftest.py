@@ -12,26 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dask_helpers import HERE, SRC, distributed, write_environments
 
 from assay.bundles import operations
 from assay.bundles.workspace import close_workspaces, open_workspace
 from assay.jobs.executors import dask_client
 from helpers import truncate_catalog
 
-try:
-    import distributed
-except ImportError:  # the dask tests then skip visibly (needs_dask)
-    distributed = None
-
-#: Marks a test that runs on a real Dask cluster: skipped, visibly, without dask[distributed].
-needs_dask = pytest.mark.skipif(distributed is None, reason="dask[distributed] is not installed")
-
-HERE = Path(__file__).parent
-SRC = HERE.parent.parent / "src"
-
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
+    if distributed is None:
+        pytest.skip("dask[distributed] is not installed")
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent), str(SRC)])
     try:
@@ -56,11 +48,6 @@ def cluster() -> Iterator[Any]:
 def client(cluster: Any) -> Iterator[Any]:
     with distributed.Client(cluster, set_as_default=False) as c:
         yield c
-
-
-def write_environments(home: Path, text: str) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "environments.yaml").write_text(text)
 
 
 @pytest.fixture
@@ -94,15 +81,3 @@ def dask_home(
     yield home
     dask_client.close_clients()
     close_workspaces()
-
-
-def wait_for(path: Path, timeout: float = 60.0) -> str:
-    """The text of ``path`` once a task wrote it (the event the tests synchronise on)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not (path.exists() and path.read_text()):  # written, not just created
-        if time.monotonic() > deadline:
-            pytest.fail(f"{path} was not written within {timeout} s")
-        time.sleep(0.01)  # polling for the file the task writes: the file is the event
-    return path.read_text()

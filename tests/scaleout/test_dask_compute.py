@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dask_helpers import HERE, needs_dask
 
 from assay.compute import Compute
 from assay.core.errors import SandboxUnavailable
 from assay.jobs import store
-from conftest import HERE, needs_dask
 
 sys.path.insert(0, str(HERE.parent / "compute"))
 from compute_helpers import OCEAN_SCRIPT, add_dataset, raw_meta

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dask_helpers import needs_dask, wait_for
 
 from assay.bundles.workspace import open_workspace
 from assay.catalog import queries
@@ -25,7 +26,6 @@ from assay.jobs import store
 from assay.jobs.environments import get_environment, parse_environment
 from assay.jobs.executors import dask_client
 from assay.jobs.executors.dask import DaskExecutor, check_picklable, job_key
-from conftest import needs_dask, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.dask, needs_dask]
 

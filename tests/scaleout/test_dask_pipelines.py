@@ -10,12 +10,12 @@ from typing import Any
 
 import dask_pipeline_tasks as tasks
 import pytest
+from dask_helpers import needs_dask, wait_for
 
 from assay import api
 from assay.core.errors import ParamNotPicklable, WorkerNotReady
 from assay.jobs import store
 from assay.pipelines.jobglue import TASK_KIND
-from conftest import needs_dask, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.dask, needs_dask]
 CTX = "scale"

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dask_helpers import HERE, SRC, needs_dask, wait_for, write_environments
 from typer.testing import CliRunner
 
 from assay.cli.main import app
 from assay.jobs import ids, store
 from assay.jobs.environments import get_environment
 from assay.jobs.executors.dask import DaskExecutor, reconcile_dask
-from conftest import HERE, SRC, needs_dask, wait_for, write_environments
 
 pytestmark = [pytest.mark.postgres, pytest.mark.dask, needs_dask]
 

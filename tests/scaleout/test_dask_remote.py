@@ -12,13 +12,13 @@ from typing import Any
 
 import dask_pipeline_tasks as tasks
 import pytest
+from dask_helpers import HERE, SRC, distributed, needs_dask, write_environments
 
 from assay import api
 from assay.bundles import remotes
 from assay.bundles.workspace import open_workspace
 from assay.core.errors import WorkerNotReady
 from assay.jobs.executors import dask_client
-from conftest import HERE, SRC, distributed, needs_dask, write_environments
 from helpers import skip_or_fail
 
 sys.path.insert(0, str(HERE.parent / "remotes"))
