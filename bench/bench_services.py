@@ -9,8 +9,8 @@ Rows (all in one run, one machine):
 - ``Child.ask`` round trip: a values-only app (twine with input and output schemas), asked
   sequentially, back to back; each question records its row and events in a fresh SQLite
   catalog and validates outputs. With a fresh worker process per question (``python -m
-  assay.services.worker``, the default), measured as the environment is installed (the
-  bootstrap byte-compiles the venv and ``src``; ``bytecode_present`` in the results says whether
+  assay.jobs.worker assay.services.answer:answer``, the default), measured as the environment
+  is installed (the bootstrap byte-compiles the venv and ``src``; ``bytecode_present`` in the results says whether
   it did) and with no bytecode cache at all (an empty private ``PYTHONPYCACHEPREFIX`` and
   ``PYTHONDONTWRITEBYTECODE=1``: every worker compiles every module it imports, stdlib included).
   Where a fresh worker's time goes: start to ``delivery`` (interpreter start and the worker's
@@ -104,7 +104,7 @@ def bytecode_present() -> dict[str, bool]:
 
     import jsonschema
 
-    import assay.services.worker as worker
+    import assay.jobs.worker as worker
 
     return {
         name: os.path.exists(importlib.util.cache_from_source(module.__file__ or ""))

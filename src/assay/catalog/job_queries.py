@@ -29,7 +29,8 @@ def _escape_like(text: str) -> str:
 
 
 def insert_job(conn: Connection, row: Mapping[str, Any]) -> None:
-    conn.execute(insert(jobs).values(**row))
+    # Parameters apart from the statement: one cached statement, not one built per job.
+    conn.execute(insert(jobs), [dict(row)])
 
 
 def job(conn: Connection, job_id: str, *, for_update: bool = False) -> Any:
@@ -67,6 +68,25 @@ def transition(
         .values(**changes, last_seq=jobs.c.last_seq + 1)
         .returning(*jobs.c)
     ).first()
+
+
+def transition_by(
+    conn: Connection,
+    job_id: str,
+    sources: Collection[str],
+    changes: Mapping[str, Any],
+    steps: int,
+) -> int | None:
+    """``transition`` for ``steps`` transitions recorded at once (``last_seq`` bumped by that
+    many); the new ``last_seq`` or None."""
+    row = conn.execute(
+        update(jobs)
+        .where(jobs.c.job_id == job_id)
+        .where(jobs.c.state.in_(list(sources)))
+        .values(**changes, last_seq=jobs.c.last_seq + steps)
+        .returning(jobs.c.last_seq)
+    ).first()
+    return None if row is None else int(row[0])
 
 
 def allocate_seqs(

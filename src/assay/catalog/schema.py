@@ -134,42 +134,6 @@ remote_bundles = Table(
     Column("at", Float, nullable=False),
 )
 
-# -- questions to services (migration 0002) ---------------------------------------------------
-questions = Table(
-    "questions",
-    metadata,
-    Column("question_uuid", String(36), primary_key=True),
-    Column("parent_question_uuid", String(36), nullable=True),
-    Column("originator_question_uuid", String(36), nullable=True),
-    Column("service_id", String(256), nullable=False),  # namespace/name:tag (SRUID)
-    Column("backend", String(32), nullable=False),
-    Column("status", String(32), nullable=False),
-    Column("created", Float, nullable=False),
-    Column("finished", Float, nullable=True),
-    Column("input_values", Text, nullable=True),  # JSON
-    Column("input_manifest", Text, nullable=True),  # JSON
-    Column("output_values", Text, nullable=True),  # JSON
-    Column("output_manifest", Text, nullable=True),  # JSON
-    Column("error", Text, nullable=True),  # JSON: type, message, traceback
-    Column("details", Text, nullable=False, default="{}"),  # JSON: anything else
-    Index("ix_questions_parent", "parent_question_uuid"),
-    Index("ix_questions_originator", "originator_question_uuid"),
-)
-
-# Every event of a question, in order: question, delivery, heartbeat, log_record,
-# monitor_message, exception, result, cancelled.
-question_events = Table(
-    "question_events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("question_uuid", String(36), nullable=False),
-    Column("seq", Integer, nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("at", Float, nullable=False),
-    Column("payload", Text, nullable=False),  # JSON
-    Index("ix_question_events_question_seq", "question_uuid", "seq"),
-)
-
 # -- the store this catalog is bound to (migration 0003) ---------------------------------------
 # Key/value facts about the catalog itself; ``store_id`` is the id shared with the blob store's
 # ``STORE_ID`` file (see bundles/binding.py).
@@ -326,4 +290,28 @@ api_tokens = Table(
     Column("revoked", Float, nullable=True),
     Column("last_used", Float, nullable=True),
     Index("ix_api_tokens_owner", "owner"),
+)
+
+# -- questions to services (migration 0008: questions are jobs of kind "question") --------------
+# The question's side of its job row: what a question list filters on, and what only a question
+# has. Inputs are in ``jobs.spec``, outputs in ``jobs.result``, the state in ``jobs.state``, the
+# events in ``job_events``.
+question_jobs = Table(
+    "question_jobs",
+    metadata,
+    Column(
+        "job_id",
+        String(36),
+        ForeignKey("jobs.job_id", ondelete="CASCADE", name="fk_question_jobs_job"),
+        primary_key=True,
+    ),
+    Column("service_id", String(256), nullable=False),  # namespace/name:tag (SRUID)
+    Column("backend", String(32), nullable=False),
+    Column("parent_question_uuid", String(36), nullable=True),
+    Column("originator_question_uuid", String(36), nullable=True),
+    Column("error", Text, nullable=True),  # JSON: type, message, traceback (+ crashed)
+    Column("details", Text, nullable=False, default="{}"),  # JSON: anything else
+    Index("ix_question_jobs_service", "service_id"),
+    Index("ix_question_jobs_parent", "parent_question_uuid"),
+    Index("ix_question_jobs_originator", "originator_question_uuid"),
 )

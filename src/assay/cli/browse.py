@@ -10,7 +10,6 @@ from rich.text import Text
 
 from assay.bundles import operations
 from assay.bundles.workspace import open_workspace
-from assay.cli.bundles import OptionalName, UuidOption
 from assay.cli.output import (
     Output,
     bundle_dict,
@@ -27,7 +26,9 @@ from assay.cli.output import (
 from assay.cli.session import (
     ContextOption,
     JsonOption,
+    OptionalName,
     TagOption,
+    UuidOption,
     parse_tags,
     require_context,
 )

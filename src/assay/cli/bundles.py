@@ -19,28 +19,17 @@ from assay.cli.output import (
     tags_text,
 )
 from assay.cli.progress import add_progress
+from assay.cli.remotes import rm_remote
 from assay.cli.session import (
     ContextOption,
     JsonOption,
+    OptionalName,
     TagOption,
+    UuidOption,
     parse_tags,
     require_context,
 )
 from assay.core.errors import InvalidInput
-
-OptionalName = Annotated[
-    str | None, typer.Argument(metavar="NAME", help="The bundle's name.", show_default=False)
-]
-UuidOption = Annotated[
-    str | None,
-    typer.Option(
-        "--uuid",
-        "-u",
-        metavar="UUID",
-        help="A bundle uuid (or a unique prefix of 4+ characters).",
-        show_default=False,
-    ),
-]
 
 
 def add(
@@ -155,8 +144,6 @@ def rm(
         raise InvalidInput("give a bundle name or --uuid to remove")
     context_name = require_context(context)
     if remote:
-        from assay.cli.remotes import rm_remote  # cli.remotes imports this module
-
         rm_remote(out, context_name, name, uuid, all_versions, old, force)
         return
     removed = operations.remove(

@@ -11,10 +11,17 @@ from rich.console import Console
 from assay import api
 from assay.bundles import operations, remotes
 from assay.bundles.workspace import open_workspace
-from assay.cli.bundles import OptionalName, UuidOption
 from assay.cli.output import Output, human_size, key_value_table
 from assay.cli.progress import LARGE_ADD_BYTES, LARGE_ADD_FILES, LazyProgress
-from assay.cli.session import ContextOption, JsonOption, TagOption, parse_tags, require_context
+from assay.cli.session import (
+    ContextOption,
+    JsonOption,
+    OptionalName,
+    TagOption,
+    UuidOption,
+    parse_tags,
+    require_context,
+)
 from assay.core.errors import InvalidInput
 from assay.core.remote_records import RemoteRemoval
 

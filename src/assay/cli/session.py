@@ -67,6 +67,19 @@ TagOption = Annotated[
         show_default=False,
     ),
 ]
+OptionalName = Annotated[
+    str | None, typer.Argument(metavar="NAME", help="The bundle's name.", show_default=False)
+]
+UuidOption = Annotated[
+    str | None,
+    typer.Option(
+        "--uuid",
+        "-u",
+        metavar="UUID",
+        help="A bundle uuid (or a unique prefix of 4+ characters).",
+        show_default=False,
+    ),
+]
 
 
 #: The context a fresh ASSAY_HOME gets on first use (see ``require_context``).

@@ -16,9 +16,12 @@ working directory): such a job ends FAILED, whatever ``requeue`` says.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from assay.bundles.workspace import Workspace
 from assay.core.errors import InvalidTransition
 from assay.jobs import store
 from assay.jobs.environments import Environment
@@ -35,10 +38,10 @@ def run_compute_job(
     custom_data: Any,
     environment: Environment,
     refs: dict[str, Any],
+    publisher: Callable[[Workspace, str, int, Path], dict[str, Any] | None],
 ) -> str:
-    """Worker side: run compute job ``job_id`` with a local executor; its final state."""
-    from assay.computejobs.lifecycle import _make_publisher
-
+    """Worker side: run compute job ``job_id`` with a local executor; its final state.
+    ``publisher`` is ``lifecycle.publish_on_exit`` (passed, not imported: no cycle)."""
     ws = worker_workspace(refs)
     record = store.get_job(job_id, workspace=ws)
     if record.terminal:
@@ -55,7 +58,8 @@ def run_compute_job(
             return store.get_job(job_id, workspace=ws).state  # ended meanwhile: that end stands
         return "FAILED"
     local = dataclasses.replace(environment, executor="local", extra={})
-    executor = LocalExecutor(local, ws, on_exit=_make_publisher(ws), reconcile_on_start=False)
+    on_exit = functools.partial(publisher, ws)
+    executor = LocalExecutor(local, ws, on_exit=on_exit, reconcile_on_start=False)
     try:
         executor.submit(
             job_id,

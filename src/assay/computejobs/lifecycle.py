@@ -262,6 +262,7 @@ def _submit_to_dask(
             custom_data,
             environment,
             executor.refs(),
+            publish_on_exit,  # pickled by reference: the worker imports this module
         )
     except AssayError as error:
         job_store.fire(
@@ -302,12 +303,19 @@ def close_executors(*, wait: bool = True, timeout: float | None = None) -> None:
 
 def _make_publisher(workspace: Workspace) -> Any:
     def on_exit(job_id: str, returncode: int, workdir: Path) -> dict[str, Any] | None:
-        record = job_store.get_job(job_id, workspace=workspace)
-        if record.kind != KIND:
-            return None
-        return publish_job(record, returncode, Path(workdir), workspace)
+        return publish_on_exit(workspace, job_id, returncode, workdir)
 
     return on_exit
+
+
+def publish_on_exit(
+    workspace: Workspace, job_id: str, returncode: int, workdir: Path
+) -> dict[str, Any] | None:
+    """The executor's ``on_exit`` for compute jobs (other kinds: None)."""
+    record = job_store.get_job(job_id, workspace=workspace)
+    if record.kind != KIND:
+        return None
+    return publish_job(record, returncode, Path(workdir), workspace)
 
 
 def publish_job(

@@ -66,6 +66,13 @@ class UnreadableFile(InvalidInput):
     code = "unreadable_file"
 
 
+class NoDownloader(AssayError):
+    """``Manifest.download`` was called before a higher layer registered the downloader (the
+    core does no I/O; importing ``assay.resources`` or ``assay.services`` registers it)."""
+
+    code = "no_downloader"
+
+
 class NotFound(AssayError):
     code = "not_found"
     exit_code = 3

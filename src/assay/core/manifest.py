@@ -17,7 +17,7 @@ import json
 import os
 import re
 import uuid as uuid_module
-from collections.abc import Iterator, KeysView, Mapping
+from collections.abc import Callable, Iterator, KeysView, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -31,12 +31,26 @@ from assay.core.errors import (
     InvalidManifest,
     InvalidName,
     LocalFilesNotAllowed,
+    NoDownloader,
     PathNotFound,
 )
 from assay.core.names import check_bundle_name, check_context_name
 
 #: Dataset keys: letters, digits, ``_`` and ``-`` (twine strands use both), starting with a
 #: letter or digit.
+#: ``downloader(manifest, paths=..., allow_local_files=..., keys=...) -> {key: directory}``
+Downloader = Callable[..., dict[str, str]]
+_downloader: Downloader | None = None
+
+
+def register_downloader(downloader: Downloader) -> None:
+    """Set what ``Manifest.download`` calls. The model does no I/O, so the transfer code lives
+    in a higher layer, which registers it here (``assay.bundles.manifest_download``); the last
+    registration wins."""
+    global _downloader
+    _downloader = downloader
+
+
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 CATALOG_PROTOCOL = "assay"
 #: Object-store protocols a URL reference may use (all read through fsspec).
@@ -301,13 +315,17 @@ class Manifest:
     ) -> dict[str, str]:
         """Materialise datasets as local directories; returns ``{key: local directory}``.
 
-        See ``assay.resources.manifest_download.download_manifest`` for the rules. The transfer
-        code lives in the resources layer, imported here on use, so the core stays free of
-        network I/O.
+        See ``assay.bundles.manifest_download.download_manifest`` for the rules. The transfer
+        code lives above the core and is registered with ``register_downloader`` (importing
+        ``assay.resources`` or ``assay.services`` does it), so the core does no I/O;
+        NoDownloader when nothing registered one.
         """
-        from assay.resources.manifest_download import download_manifest
-
-        return download_manifest(self, paths=paths, allow_local_files=allow_local_files, keys=keys)
+        if _downloader is None:
+            raise NoDownloader(
+                "Manifest.download has no downloader: import assay.resources (or call "
+                "assay.bundles.manifest_download.install_downloader()) first"
+            )
+        return _downloader(self, paths=paths, allow_local_files=allow_local_files, keys=keys)
 
     # -- serialisation ---------------------------------------------------------------------
 

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 #: Longest text kept in one event payload value (longer text is cut, saying how much).
 PAYLOAD_CAP = 64 * 1024
 
 
+_MARKER = re.compile(r"\.\.\. \[truncated \d+ characters\]$")
+
+
 def cap_text(text: str, limit: int = PAYLOAD_CAP) -> str:
-    """``text`` cut to ``limit`` characters, saying how much was cut."""
+    """``text`` cut to ``limit`` characters, saying how much was cut. Text already cut to
+    ``limit`` upstream (a worker's log line: ``limit`` characters plus the marker) is kept
+    as it is, so its marker still counts the original length."""
     if len(text) <= limit:
+        return text
+    if len(text) <= limit + 64 and _MARKER.search(text):
         return text
     return text[:limit] + f"... [truncated {len(text) - limit} characters]"
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from assay.bundles.workspace import open_workspace
 from assay.core.settings import Settings
 from assay.pjobs.index_jobs import recover
-from assay.server import problems, ui
+from assay.server import problems, ui, ui_jobs
 from assay.server.api_app import API_PREFIX, DEFAULT_MAX_UPLOAD_BYTES, api_router
 from assay.server.routers import health, pipelinejobs
 
@@ -53,4 +53,5 @@ def create_app(
     app.include_router(pipelinejobs.router)
     app.include_router(api_router())
     ui.install(app)
+    app.include_router(ui_jobs.router)
     return app

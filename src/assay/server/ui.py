@@ -72,11 +72,11 @@ User = Annotated[str, Depends(ui_user)]
 
 
 def install(app: Any) -> None:
-    from assay.server import ui_jobs  # its pages import this module's helpers
-
+    """Static files, the bundle pages and the login redirect. The app factory includes the
+    other page modules' routers (they import this module's helpers, so this one cannot import
+    them)."""
     mount_static(app)
     app.include_router(router)
-    app.include_router(ui_jobs.router)
 
     @app.exception_handler(LoginNeeded)
     async def _login(request: Request, exc: LoginNeeded) -> Response:

@@ -8,11 +8,15 @@ Before a question leaves the parent, its service is resolved (``registry``), its
 and the input values and the manifest's required datasets checked, so bad input fails at once
 and nothing is recorded. ``allow_local_files=False`` (the default, as in Octue) refuses a manifest
 naming this machine's files. The caller's manifest is never changed: a ``Manifest`` is immutable
-and a dict is read, not kept. Every question and its events are stored in the catalog.
+and a dict is read, not kept. Every question is a job of kind ``question`` (``assay.jobs``): its
+state, events and outcome are stored in the catalog (``assay questions`` and ``assay jobs``
+show it).
 
 ``asynchronous=True`` returns ``(None, question_uuid)`` at once; fetch the answer later with
 ``Child.get_answer(question_uuid)`` (in any process: from this process's running question, or
-else from the catalog). ``Child.cancel(question_uuid)`` stops a running question. With
+else from the catalog; a wait ends when the asking process died, see ``assay.jobs.orphans``).
+``Child.cancel(question_uuid)`` stops a running question from any process (the job's
+``stop_requested`` column, which its supervisor polls). With
 ``max_retries`` a failed question (the app raised, the child crashed, hung or timed out) is asked
 again as a new question; a cancelled one is not.
 """
@@ -23,7 +27,6 @@ import concurrent.futures
 import contextvars
 import logging
 import os
-import signal
 import threading
 import time
 import uuid as uuid_module
@@ -31,9 +34,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from assay.bundles.manifest_download import install_downloader
 from assay.core.errors import (
-    ChildError,
     InvalidInput,
+    InvalidTransition,
     NotBuiltYet,
     QuestionCancelled,
     QuestionNotFound,
@@ -42,9 +46,10 @@ from assay.core.errors import (
 from assay.core.manifest import Manifest, local_files_refused
 from assay.services import registry
 from assay.services.config import LOCAL_SRUID, ServiceConfig, parse_sruid
-from assay.services.runner import current_question, to_manifest
+from assay.services.context import current_question, to_manifest
 from assay.services.twine import Twine
 
+install_downloader()  # manifests handed to apps and askers can download their datasets
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 86_400.0
@@ -56,8 +61,14 @@ _LOCAL_BACKEND_KEYS = frozenset({"name", "path"})
 
 _twines: dict[Path, tuple[int, Twine]] = {}
 _twines_lock = threading.Lock()
-_futures: dict[str, concurrent.futures.Future[Any]] = {}
+#: Asynchronous questions of this process: uuid -> (future, time it was done or None). An entry
+#: goes when its answer is fetched, or ``FUTURE_TTL`` seconds after it is done (the answer
+#: stays in the catalog), so a long-running process does not keep every answer.
+_futures: dict[str, tuple[concurrent.futures.Future[Any], list[float]]] = {}
 _futures_lock = threading.Lock()
+FUTURE_TTL = 300.0
+_reconciled = False
+_reconcile_lock = threading.Lock()
 
 
 def _twine(path: Path) -> Twine:
@@ -201,10 +212,14 @@ class Child:
             max_retries=max_retries,
             prevent_retries_when=tuple(prevent_retries_when or ()),
         )
+        _reconcile_once()
         if asynchronous:
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            done_at: list[float] = []
+            future.add_done_callback(lambda _: done_at.append(time.monotonic()))
             with _futures_lock:
-                _futures[first_uuid] = future
+                _prune_futures()
+                _futures[first_uuid] = (future, done_at)
             started = threading.Event()
 
             def work() -> None:
@@ -274,8 +289,10 @@ class Child:
         is still running; with ``wait=True`` waits (at most ``timeout`` seconds, then
         ``QuestionTimeout``)."""
         with _futures_lock:
-            future = _futures.get(question_uuid)
-        if future is not None:
+            _prune_futures()
+            entry = _futures.get(question_uuid)
+        if entry is not None:
+            future = entry[0]
             if not wait and not future.done():
                 return None
             try:
@@ -284,13 +301,18 @@ class Child:
                 raise QuestionTimeout(
                     f"question {question_uuid} has not been answered within {timeout:g} s"
                 ) from None
+            finally:
+                if future.done():
+                    with _futures_lock:
+                        _futures.pop(question_uuid, None)
             return result
         return _answer_from_catalog(question_uuid, wait, timeout)
 
     @staticmethod
     def cancel(question_uuid: str) -> bool:
-        """Stop a running question (its child process is killed and ``cancelled`` recorded).
-        Returns False when it had already finished; QuestionNotFound when there is none."""
+        """Stop a running question (its worker is killed and the job ends STOPPED), from any
+        process. Returns False when it had already finished; QuestionNotFound when there is
+        none."""
         from assay.services.local import running_question
 
         running = running_question(question_uuid)
@@ -349,7 +371,7 @@ class _Attempts:
                 self.question_uuid = str(uuid_module.uuid4())
 
     def _once(self, retry: int, started: threading.Event | None) -> dict[str, Any]:
-        from assay.services.events import EventRecorder
+        from assay.jobs.recorder import JobRecorder
         from assay.services.local import LocalQuestion
 
         question = {
@@ -359,12 +381,15 @@ class _Attempts:
         }
         originator = question["originator_question_uuid"] or self.question_uuid
         question["originator_question_uuid"] = originator
-        recorder = EventRecorder(self.question_uuid, question["parent_question_uuid"], originator)
-        recorder.create(
-            self.service.sruid,
-            "local",
-            question["input_values"],
-            question["input_manifest"],
+        local = LocalQuestion(
+            self.service,
+            self.twine,
+            question,
+            JobRecorder(self.question_uuid),
+            self.handle_monitor_message,
+            self.child.received_events,
+        )
+        local.create_job(
             {
                 "asker_pid": os.getpid(),
                 "asker": self.child.internal_sruid,
@@ -377,39 +402,41 @@ class _Attempts:
             # (with the outcome, for a quick question: one transaction).
             write=started is not None and retry == 0,
         )
-        local = LocalQuestion(
-            self.service,
-            self.twine,
-            question,
-            recorder,
-            self.handle_monitor_message,
-            self.child.received_events,
-        )
         local.start()
         if started is not None:
             started.set()
-        try:
-            return local.wait(self.timeout, self.maximum_heartbeat_interval)
-        except ChildError as error:
-            if not isinstance(error, QuestionCancelled) and _was_cancelled(self.question_uuid):
-                raise QuestionCancelled(
-                    f"{self.service.sruid}: question {self.question_uuid} was cancelled"
-                ) from None
-            raise
+        return local.wait(self.timeout, self.maximum_heartbeat_interval)
 
 
-def _was_cancelled(question_uuid: str) -> bool:
-    from assay.services.events import list_events
+def _prune_futures() -> None:
+    """Drop answers done more than ``FUTURE_TTL`` seconds ago (caller holds the lock)."""
+    now = time.monotonic()
+    for key in [k for k, (_, done) in _futures.items() if done and now - done[0] > FUTURE_TTL]:
+        del _futures[key]
 
-    try:
-        return any(event.kind == "cancelled" for event in list_events(question_uuid, ["cancelled"]))
-    except QuestionNotFound:
-        return False
+
+def _reconcile_once() -> None:
+    """Once per process, before its first question: fail the questions of this host whose
+    asking process died (they would otherwise stay running for ever)."""
+    global _reconciled
+    with _reconcile_lock:
+        if _reconciled:
+            return
+        _reconciled = True
+    from assay.catalog import question_queries
+    from assay.jobs import orphans
+    from assay.jobs import store as job_store
+
+    active = ("CREATED", "QUEUED", "PROVISIONING", "RUNNING", "PUBLISHING")
+    for record in job_store.list_jobs(kind=question_queries.KIND, state=active, limit=None):
+        orphans.end_orphan(record)
 
 
 def _answer_from_catalog(
     question_uuid: str, wait: bool, timeout: float | None
 ) -> dict[str, Any] | None:
+    from assay.jobs import orphans
+    from assay.jobs import store as job_store
     from assay.services import events
     from assay.services.exceptions import rebuild_exception
 
@@ -418,6 +445,7 @@ def _answer_from_catalog(
     # waiting caller given its uuid (``ask(question_uuid=...)``) allows for that.
     unknown_until = time.monotonic() + _UNKNOWN_GRACE
     delay = 0.01
+    next_orphan_check = time.monotonic()
     while True:
         try:
             record = events.get_question(question_uuid)
@@ -427,12 +455,18 @@ def _answer_from_catalog(
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
             continue
+        if record.status not in events.FINAL_STATUSES and time.monotonic() >= next_orphan_check:
+            # The asker supervises the question: if it died, nobody will record an outcome.
+            next_orphan_check = time.monotonic() + 1.0
+            job = orphans.end_orphan(job_store.get_job(question_uuid))
+            if job.terminal:
+                record = events.get_question(question_uuid)
         if record.status == "succeeded":
             return record.answer
         if record.status in events.FINAL_STATUSES:
             if record.status == "cancelled":
                 raise QuestionCancelled(f"question {question_uuid} was cancelled")
-            raise rebuild_exception(record.error or {}, record.service_id, question_uuid)
+            raise rebuild_exception(events.error_of(record), record.service_id, question_uuid)
         if not wait:
             return None
         if deadline is not None and time.monotonic() >= deadline:
@@ -444,53 +478,30 @@ def _answer_from_catalog(
 
 
 def _cancel_elsewhere(question_uuid: str) -> bool:
-    """Cancel a question asked by another process on this machine, by its worker's pid."""
+    """Cancel a question asked by another process (or another thread's question whose handle
+    this thread lacks): set the job's stop request, which the asker's supervisor polls; a
+    question that has not started is stopped at once; an orphan (its asker died) is stopped
+    here."""
+    from assay.jobs import orphans
+    from assay.jobs import store as job_store
     from assay.services import events
 
     record = events.get_question(question_uuid)
     if record.status in events.FINAL_STATUSES:
         return False
-    pids: list[int] = [
-        int(event.payload["pid"])
-        for event in events.list_events(question_uuid, ["delivery"])
-        if isinstance(event.payload.get("pid"), int)
-    ]
-    workers = [pid for pid in pids if _is_worker_for(pid, question_uuid)]
-    # Recorded before the kill, so the asker, seeing its worker die, finds it was cancelled.
-    events.append_event(question_uuid, "cancelled", {"by": f"pid {os.getpid()}"}, "cancelled")
-    for pid in workers:
-        if _is_worker_for(pid, question_uuid):  # still on this question (a pool worker moves on)
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    try:
+        job = job_store.request_stop(question_uuid)
+    except InvalidTransition:
+        return False  # it finished meanwhile
+    reason = orphans.orphan_reason(job)
+    if reason is not None:
+        try:
+            job_store.fire(
+                question_uuid, "stop", payload={"by": f"pid {os.getpid()}", "reason": reason}
+            )
+        except InvalidTransition:
+            return False
     return True
-
-
-def _is_worker_for(pid: int, question_uuid: str) -> bool:
-    """True when ``pid`` is still the worker answering ``question_uuid`` (not a reused pid, nor
-    a pool worker that has moved on to another question).
-
-    A one-question worker names its question on its command line; a pool worker (``--serve``)
-    names the question it is answering in ``/proc/PID/comm`` (Linux)."""
-    from assay.services.worker import question_name
-
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            arguments = handle.read().split(b"\0")
-    except OSError:
-        return False
-    if b"assay.services.worker" not in arguments:
-        return False
-    if question_uuid.encode() in arguments:
-        return True
-    if b"--serve" not in arguments:
-        return False
-    try:
-        with open(f"/proc/{pid}/comm", "rb") as handle:
-            return handle.read().strip() == question_name(question_uuid)
-    except OSError:
-        return False
 
 
 def get_answer(question_uuid: str, wait: bool = True, timeout: float | None = None) -> Any:

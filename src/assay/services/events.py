@@ -1,21 +1,26 @@
-"""Questions and their events in the catalog: record them, list them, replay them.
+"""Questions and their events, read from the job layer: list them, show them, replay them.
 
-Event kinds: ``question`` (asked), ``delivery`` (the child took it), ``heartbeat``,
-``log_record``, ``monitor_message``, ``exception``, ``result``, ``cancelled``. Each event row holds
-the question's uuid and, in its JSON payload, the parent and originator question uuids too.
-Events are written in batches with the question's row and status (see ``EventRecorder``): a
-quick question costs one transaction, a child printing megabytes a few, not one per line; each
-stored payload is capped at ``PAYLOAD_CAP`` characters of text (with a truncation marker) and at
-most ``MAX_LOG_EVENTS`` log records are stored per question (the rest still reach the logger;
-their count is stored).
+A question is a job of kind ``question`` (``assay.jobs``) with a side row in ``question_jobs``
+(service id, backend, parent and originator uuids, error payload, details). This module gives
+the question's view of it, as before the move:
+
+- status (from the job's state): CREATED/QUEUED/PROVISIONING ``asked``, RUNNING/PUBLISHING
+  ``running``, FINISHED ``succeeded``, FAILED ``failed`` (``crashed`` when the worker died,
+  hung or could not start, or the asker died), TIMED_OUT ``timed_out``, STOPPED ``cancelled``;
+- event kinds (from the job's events, one for one, so seqs run 1..n): transition ``create``
+  ``question``; ``provision`` ``provisioning`` (only for a question that timed out while its
+  worker was starting); ``run`` ``delivery``; ``publish`` ``publishing``; ``finish`` ``result``;
+  ``fail``/``time_out`` ``exception``; ``stop`` ``cancelled``; type ``log`` ``log_record``;
+  ``monitor`` ``monitor_message``; ``stop_request`` as is. Heartbeats are no longer events (they
+  update the job's ``last_seen``); ``heartbeat`` stays a known kind for old exports.
+
+Each event's payload carries the question's parent and originator uuids (added on reading).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +29,8 @@ from assay.bundles.workspace import Workspace, open_workspace
 from assay.catalog import question_queries as queries
 from assay.core.errors import AmbiguousReference, InvalidInput, QuestionNotFound
 from assay.core.manifest import Manifest
+from assay.jobs import store as job_store
+from assay.jobs.records import JobEvent
 
 EVENT_KINDS = (
     "question",
@@ -34,30 +41,59 @@ EVENT_KINDS = (
     "exception",
     "result",
     "cancelled",
+    "publishing",
+    "stop_request",
+    "provisioning",
 )
 #: Statuses a question moves through; the last five are final.
 STATUSES = ("asked", "running", "succeeded", "failed", "crashed", "timed_out", "cancelled")
 FINAL_STATUSES = frozenset(STATUSES[2:])
-PAYLOAD_CAP = 64 * 1024
-MAX_LOG_EVENTS = 10_000
-_FLUSH_EVENTS = 500
-_FLUSH_SECONDS = 0.25
-_HEARTBEAT_FLUSH_SECONDS = 5.0
+_STATE_STATUS = {
+    "CREATED": "asked",
+    "QUEUED": "asked",
+    "PROVISIONING": "asked",
+    "RUNNING": "running",
+    "PUBLISHING": "running",
+    "FINISHED": "succeeded",
+    "PROVISION_FAILED": "failed",
+    "FAILED": "failed",
+    "TIMED_OUT": "timed_out",
+    "STOPPED": "cancelled",
+}
+_STATUS_STATES = {
+    status: tuple(state for state, s in _STATE_STATUS.items() if s == status) for status in STATUSES
+}
+_STATUS_STATES["crashed"] = ("FAILED",)
+_TRANSITION_KINDS = {
+    "create": "question",
+    "recreate": "question",
+    "provision": "provisioning",
+    "run": "delivery",
+    "publish": "publishing",
+    "finish": "result",
+    "fail": "exception",
+    "time_out": "exception",
+    "stop": "cancelled",
+}
+_TYPE_KINDS = {"log": "log_record", "monitor": "monitor_message"}
 
 
-def cap_text(text: str, limit: int = PAYLOAD_CAP) -> str:
-    """``text`` cut to ``limit`` characters, saying how much was cut."""
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"... [truncated {len(text) - limit} characters]"
-
-
-def dumps(value: Any) -> str:
+def dumps_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def status_of(state: str, error: dict[str, Any] | None) -> str:
+    """The question's status for its job's state. FAILED is ``crashed`` when the worker died or
+    hung (the error says so) or when no error was recorded at all: only reconciliation fails a
+    question without one, because its asker died."""
+    status = _STATE_STATUS.get(state, state.lower())
+    if status == "failed" and (error is None or error.get("crashed")):
+        return "crashed"
+    return status
 
 
 @dataclass(frozen=True)
@@ -76,6 +112,10 @@ class QuestionRecord:
     output_manifest: Any
     error: dict[str, Any] | None
     details: dict[str, Any]
+    #: The job's state (``assay jobs`` shows the same job).
+    state: str = ""
+    #: The job's error text ("Type: message", or why reconciliation failed it).
+    reason: str | None = None
 
     @property
     def answer(self) -> dict[str, Any]:
@@ -96,278 +136,61 @@ class QuestionEvent:
 
 
 def _record(row: Any) -> QuestionRecord:
+    spec = _loads(row.spec) or {}
+    result = _loads(row.result) or {}
+    error = _loads(row.question_error)
     return QuestionRecord(
-        question_uuid=row.question_uuid,
+        question_uuid=row.job_id,
         parent_question_uuid=row.parent_question_uuid,
         originator_question_uuid=row.originator_question_uuid,
         service_id=row.service_id,
         backend=row.backend,
-        status=row.status,
+        status=status_of(row.state, error),
         created=row.created,
         finished=row.finished,
-        input_values=_loads(row.input_values),
-        input_manifest=_loads(row.input_manifest),
-        output_values=_loads(row.output_values),
-        output_manifest=_loads(row.output_manifest),
-        error=_loads(row.error),
+        input_values=spec.get("input_values"),
+        input_manifest=spec.get("input_manifest"),
+        output_values=result.get("output_values"),
+        output_manifest=result.get("output_manifest"),
+        error=error,
         details=_loads(row.details) or {},
+        state=row.state,
+        reason=row.error,
     )
 
 
-# -- writing ----------------------------------------------------------------------------------
-class EventRecorder:
-    """Stores one question's row and events; thread-safe, batched.
-
-    Writes are deferred and grouped: the question's row (unless ``create(write=True)``), its
-    status changes and its events are held until the outcome, which writes them all in one
-    transaction, or until something has waited ``_FLUSH_SECONDS`` (or ``_FLUSH_EVENTS`` events
-    are pending). Heartbeats alone wait ``_HEARTBEAT_FLUSH_SECONDS``. So a quick question costs
-    one transaction, and a running one shows in the catalog within a quarter of a second.
-    The answer loop calls ``flush_due_in`` and ``flush`` to keep that promise while events are
-    sparse.
-    """
-
-    def __init__(
-        self,
-        question_uuid: str,
-        parent_question_uuid: str | None,
-        originator_question_uuid: str | None,
-        workspace: Workspace | None = None,
-    ) -> None:
-        self.question_uuid = question_uuid
-        self.parent_question_uuid = parent_question_uuid
-        self.originator_question_uuid = originator_question_uuid
-        self.workspace = workspace or open_workspace()
-        self._lock = threading.Lock()
-        self._pending: list[dict[str, Any]] = []
-        self._row: dict[str, Any] | None = None  # the question's row, not written yet
-        self._changes: dict[str, Any] = {}  # changes to a written row, not written yet
-        self._details: dict[str, Any] = {}
-        self._dirty_since: float | None = None  # when something other than a heartbeat waited
-        self._seq = 0
-        self._last_flush = time.monotonic()
-        self._log_events = 0
-        self.dropped_log_events = 0
-        self._marker_added = False
-
-    def create(
-        self,
-        service_id: str,
-        backend: str,
-        input_values: Any,
-        input_manifest: Any,
-        details: dict[str, Any],
-        write: bool = True,
-    ) -> None:
-        """The question's row and its ``question`` event: written now in one transaction, or
-        with ``write=False`` held for the next flush (at the latest ``_FLUSH_SECONDS`` later)."""
-        now = time.time()
-        self._details = dict(details)
-        row = {
-            "question_uuid": self.question_uuid,
-            "parent_question_uuid": self.parent_question_uuid,
-            "originator_question_uuid": self.originator_question_uuid,
-            "service_id": service_id,
-            "backend": backend,
-            "status": "asked",
-            "created": now,
-            "finished": None,
-            "input_values": dumps(input_values),
-            "input_manifest": dumps(input_manifest) if input_manifest is not None else None,
-            "output_values": None,
-            "output_manifest": None,
-            "error": None,
-            "details": dumps(self._details),
-        }
-        event = self._event("question", {"service_id": service_id, "backend": backend}, now)
-        if not write:
-            with self._lock:
-                self._row = row
-                self._pending.append(event)
-                self._dirty_since = time.monotonic()
-            return
-        with self.workspace.write() as conn:
-            queries.insert_question(conn, row)
-            queries.insert_events(conn, [event])
-        self._last_flush = time.monotonic()
-
-    def _event(self, kind: str, payload: dict[str, Any], at: float | None = None) -> dict[str, Any]:
-        self._seq += 1
-        body = {
-            "parent_question_uuid": self.parent_question_uuid,
-            "originator_question_uuid": self.originator_question_uuid,
-            **payload,
-        }
-        return {
-            "question_uuid": self.question_uuid,
-            "seq": self._seq,
-            "kind": kind,
-            "at": at if at is not None else time.time(),
-            "payload": dumps(body),
-        }
-
-    def add(self, kind: str, payload: dict[str, Any], at: float | None = None) -> None:
-        """Queue an event; written at the next flush (soon, or at ``finish``)."""
-        with self._lock:
-            if kind == "log_record":
-                self._log_events += 1
-                if self._log_events > MAX_LOG_EVENTS:
-                    self.dropped_log_events += 1
-                    return
-            if kind in ("result", "exception", "cancelled"):
-                self._add_dropped_marker()
-            self._pending.append(self._event(kind, payload, at))
-            if kind != "heartbeat" and self._dirty_since is None:
-                self._dirty_since = time.monotonic()
-            due = len(self._pending) >= _FLUSH_EVENTS
-        if due:
-            self.flush()
-        elif self._dirty_since is not None:
-            due_in = self.flush_due_in()
-            if due_in is not None and due_in <= 0:
-                self.flush()
-
-    def flush_due_in(self) -> float | None:
-        """Seconds until what is held must be written (0 or less: now); None when nothing is."""
-        with self._lock:
-            if self._dirty_since is not None:
-                return self._dirty_since + _FLUSH_SECONDS - time.monotonic()
-            if self._pending:
-                return self._last_flush + _HEARTBEAT_FLUSH_SECONDS - time.monotonic()
-            return None
-
-    def _add_dropped_marker(self) -> None:
-        """Say (once, before the outcome) how many log records were not stored."""
-        if not self.dropped_log_events or self._marker_added:
-            return
-        self._marker_added = True
-        self._pending.append(
-            self._event(
-                "log_record",
-                {
-                    "name": "assay.services",
-                    "levelno": logging.WARNING,
-                    "levelname": "WARNING",
-                    "message": f"[{self.dropped_log_events} further log records were not "
-                    f"stored: at most {MAX_LOG_EVENTS} are kept per question]",
-                    "dropped": self.dropped_log_events,
-                },
-            )
-        )
-
-    def _change(self, changes: dict[str, Any]) -> None:
-        """Apply ``changes`` to the row at the next flush (caller holds the lock)."""
-        if self._row is not None:
-            self._row.update(changes)
-        else:
-            self._changes.update(changes)
-        if self._dirty_since is None:
-            self._dirty_since = time.monotonic()
-
-    def flush(self, changes: dict[str, Any] | None = None) -> None:
-        """Write what is held (and ``changes`` to the row) in one transaction."""
-        with self._lock:
-            if changes:
-                self._change(changes)
-            pending, self._pending = self._pending, []
-            row, self._row = self._row, None
-            updates, self._changes = self._changes, {}
-            self._dirty_since = None
-            self._last_flush = time.monotonic()
-        if row is None and not pending and not updates:
-            return
-        with self.workspace.write() as conn:
-            if row is not None:
-                queries.insert_question(conn, row)
-            queries.insert_events(conn, pending)
-            if updates:
-                queries.update_question(conn, self.question_uuid, updates)
-
-    def finish_cancelled_elsewhere(self) -> None:
-        """Another process recorded ``cancelled`` and the status, then killed the worker: store
-        what this recorder holds (it happened before), keeping ``cancelled`` last."""
-        with self._lock:
-            pending, self._pending = self._pending, []
-            row, self._row = self._row, None
-            updates, self._changes = self._changes, {}
-            self._dirty_since = None
-        updates.pop("status", None)
-        with self.workspace.write() as conn:
-            if row is not None:
-                queries.insert_question(conn, row)
-            queries.insert_events(conn, pending)
-            if updates:
-                queries.update_question(conn, self.question_uuid, updates)
-            queries.move_events_last(conn, self.question_uuid, "cancelled")
-
-    def set_status(self, status: str) -> None:
-        """Record a status (written with the next flush)."""
-        with self._lock:
-            self._change({"status": status})
-
-    def add_details(self, **values: Any) -> None:
-        """Add keys to the question's ``details`` (written with the next flush)."""
-        with self._lock:
-            self._details.update(values)
-            self._change({"details": dumps(self._details)})
-
-    def finish(
-        self,
-        status: str,
-        output_values: Any = None,
-        output_manifest: Any = None,
-        error: dict[str, Any] | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        """Write the last events and the question's outcome in one transaction (the question's
-        row too, if it was not written yet)."""
-        with self._lock:
-            self._add_dropped_marker()
-        changes: dict[str, Any] = {"status": status, "finished": time.time()}
-        if output_values is not None:
-            changes["output_values"] = dumps(output_values)
-        if output_manifest is not None:
-            changes["output_manifest"] = dumps(output_manifest)
-        if error is not None:
-            changes["error"] = dumps(error)
-        if details is not None:
-            with self._lock:
-                self._details.update(details)
-            changes["details"] = dumps(self._details)
-        self.flush(changes)
+def event_kind(event: JobEvent) -> str:
+    """The question's name for one of its job's events."""
+    if event.type == "transition":
+        return _TRANSITION_KINDS.get(event.event, event.event)
+    return _TYPE_KINDS.get(event.type, event.type)
 
 
-def append_event(
-    question_uuid: str, kind: str, payload: dict[str, Any], status: str | None = None
-) -> None:
-    """Add one event to a question from outside its recorder (e.g. a cancel from elsewhere)."""
-    workspace = open_workspace()
-    with workspace.write() as conn:
-        row = queries.question(conn, question_uuid)
-        if row is None:
-            raise QuestionNotFound(f"no question {question_uuid}")
-        seq = queries.last_seq(conn, question_uuid) + 1
-        body = {
-            "parent_question_uuid": row.parent_question_uuid,
-            "originator_question_uuid": row.originator_question_uuid,
-            **payload,
-        }
-        queries.insert_events(
-            conn,
-            [
-                {
-                    "question_uuid": question_uuid,
-                    "seq": seq,
-                    "kind": kind,
-                    "at": time.time(),
-                    "payload": dumps(body),
-                }
-            ],
-        )
-        if status is not None:
-            queries.update_question(
-                conn, question_uuid, {"status": status, "finished": time.time()}
-            )
+def as_question_event(event: JobEvent, record: QuestionRecord) -> QuestionEvent:
+    payload = {
+        "parent_question_uuid": record.parent_question_uuid,
+        "originator_question_uuid": record.originator_question_uuid,
+        **event.payload,
+    }
+    return QuestionEvent(event.job_id, event.seq, event_kind(event), event.at, payload)
+
+
+def _error_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """An exception event's payload; a reconciled failure (the asker died) has only a reason."""
+    if payload.get("type"):
+        return payload
+    return {
+        "type": "assay.core.errors.ChildCrashed",
+        "message": str(payload.get("reason") or payload.get("error") or "the question failed"),
+        "traceback": "",
+    }
+
+
+def error_of(record: QuestionRecord) -> dict[str, Any]:
+    """The exception payload of a failed question (its side row's, or the job's reason)."""
+    if record.error is not None:
+        return record.error
+    return _error_payload({"reason": record.reason})
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -413,9 +236,16 @@ def list_questions(
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
     workspace = workspace or open_workspace()
+    states = _STATUS_STATES[status] if status is not None else None
+    split = status in ("failed", "crashed")  # one state, told apart by the error payload
     with workspace.read() as conn:
-        rows = queries.list_questions(conn, service_id, status, parent_question_uuid, limit)
-    return [_record(row) for row in rows]
+        rows = queries.list_questions(
+            conn, service_id, states, parent_question_uuid, None if split else limit
+        )
+    records = [_record(row) for row in rows]
+    if split:
+        records = [record for record in records if record.status == status][:limit]
+    return records
 
 
 def list_events(
@@ -426,14 +256,15 @@ def list_events(
         if kind not in EVENT_KINDS:
             raise InvalidInput(f"unknown event kind {kind!r}: use one of {', '.join(EVENT_KINDS)}")
     workspace = workspace or open_workspace()
-    with workspace.read() as conn:
-        if queries.question(conn, question_uuid) is None:
-            raise QuestionNotFound(f"no question {question_uuid} in the catalog")
-        rows = queries.events_of(conn, question_uuid, kinds)
-    return [
-        QuestionEvent(row.question_uuid, row.seq, row.kind, row.at, json.loads(row.payload))
-        for row in rows
+    record = get_question(question_uuid, workspace)
+    events = [
+        as_question_event(event, record)
+        for event in job_store.list_events(question_uuid, workspace=workspace)
     ]
+    if kinds:
+        wanted = set(kinds)
+        events = [event for event in events if event.kind in wanted]
+    return events
 
 
 def iter_replay(question_uuid: str) -> Iterator[QuestionEvent]:
@@ -451,6 +282,7 @@ def replay(
     messages to ``handle_monitor_message``; the stored result is returned as an answer, or the
     stored exception raised (rebuilt with its type, as ``Child.ask`` does).
     """
+    from assay.core.errors import QuestionCancelled
     from assay.services.exceptions import rebuild_exception
     from assay.services.protocol import emit_log_record
 
@@ -462,16 +294,10 @@ def replay(
         elif event.kind == "monitor_message" and handle_monitor_message is not None:
             handle_monitor_message(event.payload.get("data"))
         elif event.kind == "result":
-            manifest = event.payload.get("output_manifest")
-            answer = {
-                "output_values": event.payload.get("output_values"),
-                "output_manifest": Manifest.deserialise(manifest) if manifest else None,
-            }
+            answer = record.answer  # the job's result column: event payloads are capped
         elif event.kind == "exception":
-            raise rebuild_exception(event.payload, record.service_id, question_uuid)
+            raise rebuild_exception(_error_payload(event.payload), record.service_id, question_uuid)
         elif event.kind == "cancelled":
-            from assay.core.errors import QuestionCancelled
-
             raise QuestionCancelled(f"question {question_uuid} was cancelled")
     if answer is None:
         raise QuestionNotFound(

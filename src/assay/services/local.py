@@ -1,68 +1,58 @@
-"""The local backend: questions run in worker processes on this machine.
+"""The local backend: a question is a job of kind ``question`` answered by a job worker.
 
-By default each question gets a fresh worker: the parent starts ``python -m
-assay.services.worker QUESTION_UUID`` in a new process group (so the child and anything it
-starts can be killed together), writes the question to its stdin, and reads its stdout (events)
-and stderr (kept as a bounded tail for error messages) continuously on two threads, so a child
-printing megabytes can neither fill a pipe and stall nor grow the parent's memory: events pass
-through a bounded queue, and a slow consumer slows the child down instead.
+The job layer (``assay.jobs``) does the generic work: the worker process (``python -m
+assay.jobs.worker assay.services.answer:answer``), its supervision (deadline, silence, exit,
+stop requests from any process), the pool of reusable workers, the batched, guarded writes of
+the job's transitions and events. This module is the question's side of it:
 
-With ``ASSAY_WORKER_POOL=N`` (N > 0) a worker (``--serve``) answers many questions in turn, one
-JSON line each on its stdin, loading the app once; this process keeps up to N idle workers per
-service folder, code hash and configuration (``_Pool``). A worker is reused only after a clean
-result; one that crashed, hung, timed out, was cancelled or whose app raised is killed.
+- pool keying by service (folder, code hash, configuration hash; ``ASSAY_WORKER_POOL=N``);
+- monitor messages validated against the twine before the asker's handler sees them;
+- log records re-emitted on the asker's loggers with the ``[service | question]`` prefix;
+- the answer shaped as ``{"output_values", "output_manifest"}``; output datasets published
+  by this process while the job is PUBLISHING, in one transaction with its final transition
+  (``assay.services.publishing``);
+- the failure reported as the question's exception: ``QuestionTimeout`` (TIMED_OUT),
+  ``ChildCrashed`` (FAILED: the worker exited, hung, or could not start), the app's own
+  exception (FAILED), ``QuestionCancelled`` (STOPPED).
 
-The answer loop stops the child (``killpg`` with SIGKILL) and says why when:
-
-- the question's ``timeout`` passes (``QuestionTimeout``);
-- nothing, not even a heartbeat, arrives for ``maximum_heartbeat_interval`` seconds
-  (``ChildCrashed``: the child hangs, e.g. stopped or stuck in C code holding the GIL);
-- the process ends without a result (``ChildCrashed`` with its exit status: ``os._exit``, a
-  signal, an interpreter that could not start);
-- the question is cancelled (``QuestionCancelled``).
+A transition another process won first (a stop request, or reconciliation by a process that
+judged this asker dead) is not overwritten: the question reports the recorded outcome.
 """
 
 from __future__ import annotations
 
-import atexit
-import collections
 import json
 import logging
 import os
-import queue
+import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from assay.core.errors import (
     AssayError,
     ChildCrashed,
     InvalidMonitorMessage,
+    InvalidTransition,
     QuestionCancelled,
-    QuestionNotFound,
     QuestionTimeout,
 )
+from assay.jobs._json import cap_text
+from assay.jobs.payloads import exception_payload
+from assay.jobs.recorder import JobRecorder
+from assay.jobs.supervisor import Done, WorkerPool, WorkerProcess, supervise
+from assay.jobs.wire import LOG_TEXT_CAP
 from assay.services import protocol
 from assay.services.config import ServiceConfig
-from assay.services.events import EventRecorder, cap_text
-from assay.services.exceptions import exception_payload, rebuild_exception
+from assay.services.events import dumps_json
+from assay.services.exceptions import rebuild_exception
 from assay.services.twine import Twine
 
 logger = logging.getLogger(__name__)
 
-_EOF = object()
-_QUEUE_SIZE = 10_000
-_STDERR_TAIL = 8 * 1024
-_POLL = 0.05
-_REAP_SECONDS = 5.0
-_TEXT_LIMIT = protocol.LOG_TEXT_CAP + 100
-_STARTUP_ALLOWANCE = 60.0
-
-MonitorHandler = Callable[[Any], None]
+ENTRY = "assay.services.answer:answer"
+_TEXT_LIMIT = LOG_TEXT_CAP + 100
 
 #: Questions running in this process, by uuid (for cancel and asynchronous answers).
 _running: dict[str, LocalQuestion] = {}
@@ -74,143 +64,11 @@ def running_question(question_uuid: str) -> LocalQuestion | None:
         return _running.get(question_uuid)
 
 
-def _start_worker(arguments: list[str], cwd: str | None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "assay.services.worker", *arguments],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        start_new_session=True,
-        close_fds=True,
-    )
-
-
-class _Worker:
-    """A worker process and the two threads reading its stdout (events) and stderr (a tail).
-
-    A one-question worker (``reusable=False``) is told its question and exits after answering;
-    a pool worker (``reusable=True``, ``--serve``) answers questions one after another.
-    """
-
-    def __init__(self, reusable: bool, cwd: str, question_uuid: str = "") -> None:
-        self.reusable = reusable
-        self.process = _start_worker(["--serve"] if reusable else [question_uuid], cwd)
-        self.pid = self.process.pid
-        self.events: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_SIZE)
-        self._stderr: collections.deque[bytes] = collections.deque()
-        self._stderr_size = 0
-        self.threads = [
-            threading.Thread(target=self._read_events, name="assay-events", daemon=True),
-            threading.Thread(target=self._read_stderr, name="assay-stderr", daemon=True),
-        ]
-        for thread in self.threads:
-            thread.start()
-
-    def send(self, question: dict[str, Any]) -> None:
-        """Hand the worker a question (a pool worker's stdin stays open for the next one)."""
-        data = json.dumps(question, ensure_ascii=False).encode()
-        stdin = self.process.stdin
-        assert stdin is not None
-        try:
-            if self.reusable:
-                stdin.write(data + b"\n")
-                stdin.flush()
-            else:
-                stdin.write(data)
-                stdin.close()
-        except (BrokenPipeError, OSError, ValueError):
-            pass  # the worker died; the answer loop reports how
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def idle_and_alive(self) -> bool:
-        """True when the worker is running and has said nothing since its last answer."""
-        if not self.alive():
-            return False
-        while True:
-            try:
-                event = self.events.get_nowait()
-            except queue.Empty:
-                return True
-            if event is _EOF:
-                return False
-
-    def _read_events(self) -> None:
-        assert self.process.stdout is not None
-        stream = self.process.stdout
-        try:
-            for line in stream:
-                event = protocol.decode(line)
-                if event is None:
-                    text = line.decode("utf-8", "replace").rstrip()
-                    event = {
-                        "kind": "log_record",
-                        "at": time.time(),
-                        "payload": {
-                            "name": "stdout",
-                            "levelno": logging.INFO,
-                            "levelname": "INFO",
-                            "message": protocol.cap(text),
-                        },
-                    }
-                self.events.put(event)
-        except (OSError, ValueError):
-            pass
-        finally:
-            self.events.put(_EOF)
-
-    def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        stream = self.process.stderr
-        try:
-            while True:
-                chunk = stream.read1(64 * 1024)  # type: ignore[attr-defined]
-                if not chunk:
-                    break
-                self._stderr.append(chunk)
-                self._stderr_size += len(chunk)
-                while self._stderr_size > _STDERR_TAIL and len(self._stderr) > 1:
-                    self._stderr_size -= len(self._stderr.popleft())
-        except (OSError, ValueError):
-            pass
-
-    def stderr_tail(self) -> str:
-        text = b"".join(self._stderr).decode("utf-8", "replace").strip()
-        return text[-2000:]
-
-    def kill(self) -> None:
-        """SIGKILL the worker's process group (the worker and whatever its app started)."""
-        if self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            try:
-                self.process.kill()
-            except OSError:
-                pass
-
-    def reap(self) -> int | None:
-        try:
-            return self.process.wait(timeout=_REAP_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return self.process.wait()
-
-    def close(self) -> None:
-        """Kill, reap and stop reading."""
-        self.kill()
-        self.reap()
-        for thread in self.threads:
-            thread.join(1.0)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
+def _pool_size() -> int:
+    try:
+        return max(0, int(os.environ.get("ASSAY_WORKER_POOL", "0") or 0))
+    except ValueError:
+        return 0
 
 
 PoolKey = tuple[str, str, str]
@@ -227,97 +85,7 @@ def pool_key(service: ServiceConfig) -> PoolKey:
     return (str(service.directory), code, hashing.hash_bytes(configuration.encode()))
 
 
-class _Pool:
-    """Idle pool workers of this process, at most ``ASSAY_WORKER_POOL`` per service key.
-
-    A worker goes back to the pool only after a clean result; a worker that crashed, hung,
-    timed out, was cancelled or whose app raised is killed. Workers of an older revision of a
-    service (another code hash or configuration in the same folder) are stopped when a new
-    revision is asked. Every pool worker is killed when this process exits (``atexit``); one
-    whose parent dies without that sees its stdin close and kills its own process group.
-    """
-
-    def __init__(self) -> None:
-        self._idle: dict[PoolKey, list[_Worker]] = {}
-        self._busy: set[_Worker] = set()
-        self._lock = threading.Lock()
-        self._registered = False
-
-    @staticmethod
-    def size() -> int:
-        try:
-            return max(0, int(os.environ.get("ASSAY_WORKER_POOL", "0") or 0))
-        except ValueError:
-            return 0
-
-    def acquire(self, key: PoolKey) -> _Worker:
-        """An idle worker for ``key``, or a new pool worker started for it."""
-        stale: list[_Worker] = []
-        taken: _Worker | None = None
-        with self._lock:
-            idle = self._idle.get(key, [])
-            while idle and taken is None:
-                candidate = idle.pop()  # the most recently used
-                if candidate.idle_and_alive():
-                    taken = candidate
-                else:
-                    stale.append(candidate)
-            if taken is None:
-                for other in [k for k in self._idle if k[0] == key[0] and k != key]:
-                    stale.extend(self._idle.pop(other))  # an older revision of this service
-            if taken is not None:
-                self._busy.add(taken)
-        for worker in stale:
-            worker.close()
-        if taken is not None:
-            return taken
-        worker = _Worker(True, key[0])
-        with self._lock:
-            self._busy.add(worker)
-            if not self._registered:
-                self._registered = True
-                atexit.register(self.close)
-        return worker
-
-    def release(self, worker: _Worker, key: PoolKey) -> None:
-        """Keep a worker that answered cleanly for the next question, if there is room."""
-        with self._lock:
-            self._busy.discard(worker)
-            idle = self._idle.setdefault(key, [])
-            if len(idle) < self.size() and worker.alive():
-                idle.append(worker)
-                return
-        worker.kill()  # one more than the pool keeps: stopped without delaying the answer
-        threading.Thread(target=worker.close, name="assay-reap", daemon=True).start()
-
-    def discard(self, worker: _Worker) -> None:
-        with self._lock:
-            self._busy.discard(worker)
-        worker.close()
-
-    def close(self) -> None:
-        """Stop every pool worker of this process, idle or answering."""
-        with self._lock:
-            workers = [w for idle in self._idle.values() for w in idle] + list(self._busy)
-            self._idle, self._busy = {}, set()
-        for worker in workers:
-            worker.kill()
-        for worker in workers:
-            worker.close()
-
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [w.pid for idle in self._idle.values() for w in idle] + [
-                w.pid for w in self._busy
-            ]
-
-    def forget(self) -> None:
-        """In a forked child: these workers belong to the parent."""
-        self._idle, self._busy = {}, set()
-        self._lock = threading.Lock()
-
-
-_pool = _Pool()
+_pool = WorkerPool(ENTRY, _pool_size)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_pool.forget)
 
@@ -333,15 +101,15 @@ def pool_pids() -> list[int]:
 
 
 class LocalQuestion:
-    """One question to a local service: its worker, its event stream and its outcome."""
+    """One question to a local service: its worker, its job and its outcome."""
 
     def __init__(
         self,
         service: ServiceConfig,
         twine: Twine,
         question: dict[str, Any],
-        recorder: EventRecorder,
-        handle_monitor_message: MonitorHandler | None = None,
+        recorder: JobRecorder,
+        handle_monitor_message: Any = None,
         received_events: list[dict[str, Any]] | None = None,
     ) -> None:
         self.service = service
@@ -351,163 +119,200 @@ class LocalQuestion:
         self.recorder = recorder
         self.handle_monitor_message = handle_monitor_message
         self.received_events = received_events
-        self.worker: _Worker | None = None
+        self.worker: WorkerProcess | None = None
         self._key: PoolKey | None = None
         self._reuse = False
-        self._cancelled = threading.Event()
+        self._delivered = False
+        self._stop = threading.Event()
+        self._details: dict[str, Any] = {}
+        self._details_written: str | None = None  # the details as the side row holds them
 
-    @property
-    def process(self) -> subprocess.Popen[bytes] | None:
-        return self.worker.process if self.worker is not None else None
+    def create_job(self, details: dict[str, Any], write: bool) -> None:
+        """The question's job (kind ``question``, supervised by this process) and its side row
+        (written now, or with the first flush)."""
+        from assay.catalog import question_queries
+        from assay.jobs.store import this_process
+
+        self._details = dict(details)
+        question = self.question
+        service_id = self.service.sruid
+
+        def insert_side(conn: Any) -> None:
+            # The details as they are when written: a delivery in the same batch costs nothing.
+            text = dumps_json(self._details)
+            question_queries.insert_question(
+                conn,
+                {
+                    "job_id": self.question_uuid,
+                    "service_id": service_id,
+                    "backend": "local",
+                    "parent_question_uuid": question["parent_question_uuid"],
+                    "originator_question_uuid": question["originator_question_uuid"],
+                    "error": None,
+                    "details": text,
+                },
+            )
+            self._details_written = text
+
+        self.recorder.create(
+            question_queries.KIND,
+            spec={
+                "service_id": service_id,
+                "input_values": question["input_values"],
+                "input_manifest": question["input_manifest"],
+                "retry_count": question["retry_count"],
+            },
+            owner=str(details.get("asker") or ""),
+            parent_job_id=question["parent_question_uuid"],
+            payload={"service_id": service_id, "backend": "local"},
+            fields={**this_process(), "last_seen": time.time()},
+            side=insert_side,
+            write=write,
+        )
 
     # -- starting ---------------------------------------------------------------------------
     def start(self) -> None:
         with _running_lock:
             _running[self.question_uuid] = self
         folder = str(self.service.directory)
+        task = {**self.question, "env": {"ASSAY_QUESTION_UUID": self.question_uuid}}
         try:
-            if _pool.size() > 0:
+            if _pool_size() > 0:
                 # A pool worker may have been started for an earlier question: it takes this
-                # process's environment and the service's folder from the question.
+                # process's environment and the service's folder from the task.
                 self._key = pool_key(self.service)
-                self.question = {**self.question, "environment": dict(os.environ), "cwd": folder}
-                worker = _pool.acquire(self._key)
+                task = {**task, "environment": dict(os.environ), "cwd": folder}
+                worker = _pool.acquire(self._key, folder)
             else:
-                worker = _Worker(False, folder, self.question_uuid)
+                worker = WorkerProcess(ENTRY, False, folder, self.question_uuid)
         except Exception as error:  # no worker could be started (or the app folder is gone)
             with _running_lock:
                 _running.pop(self.question_uuid, None)
-            payload = {**exception_payload(error), "origin": "parent"}
-            self.recorder.add("exception", payload)
-            self.recorder.finish("crashed", error=payload)
+            payload = {**exception_payload(error), "origin": "parent", "crashed": True}
+            self._record_failure("fail", payload)
             raise
         self.worker = worker
-        if self._cancelled.is_set():
-            self.kill()
-        worker.send(self.question)
+        if self._stop.is_set():
+            worker.kill()
+        worker.send(task)
 
     def stderr_tail(self) -> str:
         return self.worker.stderr_tail() if self.worker is not None else ""
 
     # -- stopping ---------------------------------------------------------------------------
-    def kill(self) -> None:
+    def cancel(self) -> None:
+        """Stop the worker now; the loop records STOPPED and raises ``QuestionCancelled``."""
+        self._stop.set()
         if self.worker is not None:
             self.worker.kill()
-
-    def cancel(self) -> None:
-        """Stop the child now; the answer loop records ``cancelled`` and raises."""
-        self._cancelled.set()
-        self.kill()
-
-    def _reap(self) -> int | None:
-        return self.worker.reap() if self.worker is not None else None
 
     # -- answering --------------------------------------------------------------------------
     def wait(self, timeout: float | None, maximum_heartbeat_interval: float) -> dict[str, Any]:
         """Handle events until the answer; returns it or raises why there is none."""
+        assert self.worker is not None
         try:
-            return self._loop(timeout, maximum_heartbeat_interval)
+            answer: dict[str, Any] = supervise(
+                self.worker,
+                self,
+                self.recorder,
+                timeout=timeout,
+                max_silence=maximum_heartbeat_interval,
+                stop_event=self._stop,
+            )
+            return answer
         finally:
             worker = self.worker
-            if worker is None:
-                pass
-            elif self._reuse and self._key is not None:
+            if self._reuse and self._key is not None:
                 _pool.release(worker, self._key)
             elif worker.reusable:
-                _pool.discard(worker)  # it crashed, hung, timed out, was cancelled or raised
+                _pool.discard(worker)  # it crashed, hung, timed out, was stopped or raised
             else:
-                worker.kill()
-                # Its answer is in: reaping the process and its readers need not delay it.
-                threading.Thread(target=worker.close, name="assay-reap", daemon=True).start()
+                worker.close_later()  # its answer is in: reaping need not delay it
             with _running_lock:
                 _running.pop(self.question_uuid, None)
 
-    def _loop(self, timeout: float | None, maximum_heartbeat_interval: float) -> dict[str, Any]:
-        started = time.monotonic()
-        deadline = started + timeout if timeout is not None else None
-        last_seen = started
-        # Until the worker has started (its imports can take seconds on a busy machine), allow
-        # more silence: a worker that dies while starting is still seen at once (end of file).
-        allowed = max(maximum_heartbeat_interval, _STARTUP_ALLOWANCE)
-        assert self.worker is not None
-        events = self.worker.events
-        while True:
-            now = time.monotonic()
-            if self._cancelled.is_set():
-                raise self._fail_cancelled()
-            if deadline is not None and now >= deadline:
-                raise self._fail(
-                    "timed_out",
-                    QuestionTimeout(
-                        f"{self.service.sruid}: no answer to question {self.question_uuid} "
-                        f"within the timeout of {timeout:g} s; the child was stopped"
-                    ),
-                )
-            if now - last_seen >= allowed:
-                raise self._fail(
-                    "crashed",
-                    ChildCrashed(
-                        f"{self.service.sruid}: question {self.question_uuid}: no heartbeat or "
-                        f"other event for {allowed:g} s; the child is hung "
-                        "and was stopped"
-                    ),
-                )
-            flush_in = self.recorder.flush_due_in()
-            if flush_in is not None and flush_in <= 0:
-                self.recorder.flush()
-                flush_in = None
-            wait_for = min(
-                _POLL * 4,
-                allowed - (now - last_seen),
-                (deadline - now) if deadline is not None else _POLL * 4,
-                flush_in if flush_in is not None else _POLL * 4,
+    # -- the supervisor's callbacks (assay.jobs.supervisor.WorkerTask) -------------------------
+    def on_event(self, event: dict[str, Any]) -> Done | None:
+        kind = event["kind"]
+        payload = event["payload"]
+        at = event.get("at")
+        if self.received_events is not None and len(self.received_events) < 10_000:
+            self.received_events.append(event)
+        if kind == "delivery":
+            self._delivered = True
+            self._details.update(
+                worker_pid=payload.get("pid"), worker_answered=payload.get("answered")
             )
-            try:
-                event = events.get(timeout=max(0.001, wait_for))
-            except queue.Empty:
-                continue
-            if event is _EOF:
-                if self._cancelled.is_set():
-                    raise self._fail_cancelled()
-                code = self._reap()
-                if self._cancelled_elsewhere():
-                    self.recorder.finish_cancelled_elsewhere()
-                    raise QuestionCancelled(
-                        f"{self.service.sruid}: question {self.question_uuid} was cancelled"
-                    )
-                raise self._fail("crashed", ChildCrashed(self._exit_message(code)))
-            last_seen = time.monotonic()
-            kind = event["kind"]
-            payload = event["payload"]
-            if self.received_events is not None and len(self.received_events) < 10_000:
-                self.received_events.append(event)
-            if kind == "delivery":
-                allowed = maximum_heartbeat_interval
-                self.recorder.add("delivery", payload, event.get("at"))
-                self.recorder.set_status("running")
-                self.recorder.add_details(
-                    worker_pid=payload.get("pid"), worker_answered=payload.get("answered")
-                )
-            elif kind == "heartbeat":
-                self.recorder.add("heartbeat", {}, event.get("at"))
-            elif kind == "log_record":
-                # The worker capped it already (marker included); this guards against other writers.
-                payload["message"] = cap_text(str(payload.get("message", "")), _TEXT_LIMIT)
-                self.recorder.add("log_record", payload, event.get("at"))
-                protocol.emit_log_record(payload, self.service.sruid, self.question_uuid)
-            elif kind == "monitor_message":
-                self._monitor_message(payload, event.get("at"))
-            elif kind == "result":
-                return self._succeed(payload, event.get("at"))
-            elif kind == "exception":
-                self.recorder.add("exception", payload, event.get("at"))
-                status = "failed"
-                self.recorder.finish(status, error=payload)
-                raise rebuild_exception(payload, self.service.sruid, self.question_uuid)
+            self.recorder.fire(
+                "run",
+                payload={"pid": payload.get("pid"), "answered": payload.get("answered")},
+                fields={"pgid": payload.get("pid")},
+                side=self._update_details,
+            )
+        elif kind == "log_record":
+            # The worker capped it already (marker included); this guards against other writers.
+            payload["message"] = cap_text(str(payload.get("message", "")), _TEXT_LIMIT)
+            self.recorder.add("log", payload, at)
+            protocol.emit_log_record(payload, self.service.sruid, self.question_uuid)
+        elif kind == "monitor_message":
+            self._monitor_message(payload, at)
+        elif kind == "result":
+            return Done(self._succeed(payload))
+        elif kind == "exception":
+            if not self._record_failure("fail", payload):
+                raise self._recorded_outcome()
+            raise rebuild_exception(payload, self.service.sruid, self.question_uuid)
+        return None  # heartbeats: the supervisor touched the job already
+
+    def on_timeout(self, timeout: float) -> BaseException:
+        error = QuestionTimeout(
+            f"{self.service.sruid}: no answer to question {self.question_uuid} "
+            f"within the timeout of {timeout:g} s; the child was stopped"
+        )
+        if not self._delivered:
+            # The worker was still starting: the job was provisioning when its time ran out.
+            self.recorder.fire("provision", payload={"worker_pid": self.worker and self.worker.pid})
+        return self._fail("time_out", error)
+
+    def on_silence(self, seconds: float) -> BaseException:
+        error = ChildCrashed(
+            f"{self.service.sruid}: question {self.question_uuid}: no heartbeat or "
+            f"other event for {seconds:g} s; the child is hung and was stopped"
+        )
+        return self._fail("fail", error)
+
+    def on_exit(self, code: int | None, stderr_tail: str) -> BaseException:
+        return self._fail("fail", ChildCrashed(self._exit_message(code, stderr_tail)))
+
+    def on_stop(self, by: str) -> BaseException:
+        self._stop.set()
+        cancelled = QuestionCancelled(
+            f"{self.service.sruid}: question {self.question_uuid} was cancelled"
+        )
+        try:
+            self.recorder.fire("stop", payload={"by": by}, flush=True)
+        except InvalidTransition:
+            return self._recorded_outcome()
+        return cancelled
+
+    def on_lost(self, error: InvalidTransition) -> BaseException:
+        logger.info("question %s: %s", self.question_uuid, error.message)
+        return self._recorded_outcome()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _update_details(self, conn: Any) -> None:
+        """Write the details to a side row written in an earlier batch (in the same batch, the
+        insert took them already)."""
+        from assay.catalog import question_queries
+
+        text = dumps_json(self._details)
+        if self._details_written is not None and text != self._details_written:
+            question_queries.update_question(conn, self.question_uuid, {"details": text})
+            self._details_written = text
 
     def _monitor_message(self, payload: dict[str, Any], at: Any) -> None:
         data = payload.get("data")
-        self.recorder.add("monitor_message", {"data": data}, at)
+        self.recorder.add("monitor", {"data": data}, at)
         try:
             self.twine.validate_monitor_message(data)
         except InvalidMonitorMessage as error:
@@ -522,37 +327,97 @@ class LocalQuestion:
             try:
                 self.handle_monitor_message(data)
             except Exception as error:
-                self.kill()
-                self.recorder.add("exception", {**exception_payload(error), "origin": "parent"})
-                self.recorder.finish("failed", error=exception_payload(error))
+                if self.worker is not None:
+                    self.worker.kill()
+                self._record_failure("fail", {**exception_payload(error), "origin": "parent"})
                 raise
 
-    def _succeed(self, payload: dict[str, Any], at: Any) -> dict[str, Any]:
-        from assay.core.manifest import Manifest
+    def _record_failure(self, event: str, payload: dict[str, Any]) -> bool:
+        """Record the question's failure (``event``: fail or time_out) and its error payload in
+        one transaction. False when another process recorded an outcome first (it stands)."""
+        from assay.catalog import question_queries
 
-        self.recorder.add("result", payload, at)
-        self.recorder.finish(
-            "succeeded",
-            output_values=payload.get("output_values"),
-            output_manifest=payload.get("output_manifest"),
-        )
+        question_uuid = self.question_uuid
+        error_text = dumps_json(payload)
+
+        def side(conn: Any) -> None:
+            question_queries.update_question(conn, question_uuid, {"error": error_text})
+
+        try:
+            self.recorder.fire(
+                event,
+                payload=payload,
+                error=f"{payload.get('type')}: {payload.get('message')}",
+                side=side,
+                flush=True,
+            )
+        except InvalidTransition as lost:
+            logger.warning("question %s: %s", question_uuid, lost.message)
+            return False
+        return True
+
+    def _fail(self, event: str, error: AssayError) -> BaseException:
+        error.service_id = self.service.sruid  # type: ignore[attr-defined]
+        error.question_uuid = self.question_uuid  # type: ignore[attr-defined]
+        crashed = event == "fail"
+        payload = {**exception_payload(error), "origin": "parent", "traceback": ""}
+        if crashed:
+            payload["crashed"] = True
+        if not self._record_failure(event, payload):
+            return self._recorded_outcome()
+        return error
+
+    def _recorded_outcome(self) -> BaseException:
+        """The exception for the outcome another process recorded first."""
+        from assay.services.events import get_question
+
+        record = get_question(self.question_uuid, self.recorder.workspace)
+        if record.status == "cancelled":
+            return QuestionCancelled(
+                f"{self.service.sruid}: question {self.question_uuid} was cancelled"
+            )
+        if record.status == "succeeded":
+            return ChildCrashed(
+                f"{self.service.sruid}: question {self.question_uuid} was answered elsewhere"
+            )
+        from assay.services.events import error_of
+
+        return rebuild_exception(error_of(record), self.service.sruid, self.question_uuid)
+
+    def _succeed(self, payload: dict[str, Any]) -> dict[str, Any]:
+        from assay.core.manifest import Manifest
+        from assay.services.publishing import publish
+
         worker = payload.get("worker")
+        publish_info = payload.pop("publish", None)
+        try:
+            result = publish(self.recorder, self.service, self.question, payload, publish_info)
+        except InvalidTransition:
+            raise  # the supervisor reports the outcome recorded elsewhere
+        except Exception as error:  # publishing failed: the question fails, nothing is half-kept
+            self._record_failure("fail", {**exception_payload(error), "origin": "parent"})
+            error.service_id = self.service.sruid  # type: ignore[attr-defined]
+            error.question_uuid = self.question_uuid  # type: ignore[attr-defined]
+            raise
+        finally:
+            if isinstance(publish_info, dict) and publish_info.get("scratch"):
+                shutil.rmtree(str(publish_info["scratch"]), ignore_errors=True)
         if (
             self.worker is not None
             and self.worker.reusable
             and self._key is not None
             and isinstance(worker, dict)
             and worker.get("reusable") is True
-            and worker.get("code_hash") == self._key[1]
+            and worker.get("token") == self._key[1]
         ):
             self._reuse = True  # a clean answer from the code this worker was started for
-        manifest = payload.get("output_manifest")
+        manifest = result.get("output_manifest")
         return {
-            "output_values": payload.get("output_values"),
+            "output_values": result.get("output_values"),
             "output_manifest": Manifest.deserialise(manifest) if manifest else None,
         }
 
-    def _exit_message(self, code: int | None) -> str:
+    def _exit_message(self, code: int | None, tail: str) -> str:
         if code is not None and code < 0:
             try:
                 how = f"was killed by signal {signal.Signals(-code).name}"
@@ -560,36 +425,8 @@ class LocalQuestion:
                 how = f"was killed by signal {-code}"
         else:
             how = f"exited with status {code}"
-        tail = self.stderr_tail()
         said = f"; its last output on stderr: {tail}" if tail else ""
         return (
             f"{self.service.sruid}: the child process for question {self.question_uuid} {how} "
             f"before answering (os._exit, a crash, or a kill){said}"
-        )
-
-    def _fail(self, status: str, error: AssayError) -> AssayError:
-        self.kill()
-        payload = {**exception_payload(error), "origin": "parent", "traceback": ""}
-        self.recorder.add("exception", payload)
-        self.recorder.finish(status, error=payload)
-        return error
-
-    def _cancelled_elsewhere(self) -> bool:
-        """True when another process recorded ``cancelled`` (and then killed the worker)."""
-        from assay.services.events import list_events
-
-        try:
-            return bool(list_events(self.question_uuid, ["cancelled"]))
-        except QuestionNotFound:
-            return False
-
-    def _fail_cancelled(self) -> QuestionCancelled:
-        self.kill()
-        self.recorder.add("cancelled", {"by": "parent"})
-        self.recorder.finish(
-            "cancelled",
-            error={"type": "assay.core.errors.QuestionCancelled", "message": "cancelled"},
-        )
-        return QuestionCancelled(
-            f"{self.service.sruid}: question {self.question_uuid} was cancelled"
         )

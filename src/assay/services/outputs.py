@@ -16,6 +16,10 @@ dataset becomes a bundle named ``<service name>.<dataset key>`` with:
 Files keep their labels and tags in a root ``.octue`` metadata file inside the bundle, which
 ``Dataset(path=...)`` reads back. A dataset that is already a catalog reference or a remote URL
 is passed through as it is.
+
+Every output dataset of one question is committed in ONE catalog transaction (blobs first):
+in process by ``commit_outputs``; for a question answered by a worker, by the asker while the
+question's job is PUBLISHING, together with its final transition (``assay.services.publishing``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +82,16 @@ def input_dependencies(manifest: Manifest | None, kind: str, workspace: Any) -> 
     return found
 
 
-def commit_outputs(
+@dataclass(frozen=True)
+class PreparedOutputs:
+    """Output datasets whose blobs are stored and whose bundle rows are not written yet."""
+
+    manifest: Manifest  # the output manifest with catalog references
+    bundles: dict[str, str]  # dataset key -> bundle uuid
+    prepared: list[Any]  # assay.bundles.batch.PreparedBundle
+
+
+def prepare_outputs(
     output_manifest: Manifest,
     *,
     service_name: str,
@@ -88,15 +102,16 @@ def commit_outputs(
     input_manifest: Manifest | None,
     configuration_manifest: Manifest | None,
     output_location: str | None,
-) -> tuple[Manifest, dict[str, str]]:
-    """Commit each local output dataset; returns the manifest of catalog references and
-    ``{key: bundle uuid}``."""
+    workspace: Any,
+) -> PreparedOutputs:
+    """Store each local output dataset's files and build its bundle (see the module's rules);
+    nothing is in the catalog until ``write_outputs``. Hold ``workspace.writing()`` from
+    here until that transaction commits."""
     from assay.bundles import operations
+    from assay.bundles.batch import prepare_bundle
     from assay.bundles.ingest import scan
-    from assay.bundles.workspace import open_workspace
 
     context = output_context(output_location)
-    workspace = open_workspace()
     local_keys = [
         key
         for key, reference in output_manifest.references.items()
@@ -104,7 +119,7 @@ def commit_outputs(
         or (reference.kind == "url" and reference.protocol == "file")
     ]
     if not local_keys:
-        return output_manifest, {}
+        return PreparedOutputs(output_manifest, {}, [])
     operations.create_context(workspace, context)
     dependencies = input_dependencies(input_manifest, "acted_on", workspace)
     dependencies += input_dependencies(configuration_manifest, "acted_using", workspace)
@@ -117,6 +132,7 @@ def commit_outputs(
     }
     datasets: dict[str, Any] = dict(output_manifest.references)
     committed: dict[str, str] = {}
+    prepared: list[Any] = []
     for key in local_keys:
         dataset = output_manifest.get_dataset(key)
         with tempfile.TemporaryDirectory(prefix="assay-outputs-") as scratch:
@@ -135,25 +151,71 @@ def commit_outputs(
                 with open(path, "w", encoding="utf-8") as handle:
                     json.dump(metadata, handle, indent=1, sort_keys=True)
                 sources[".octue"] = Path(path)
-            record = operations.create_bundle(
+            bundle = prepare_bundle(
                 workspace,
                 context,
                 f"{service_name}.{key}",
-                None,
-                files=scan(sources),
+                scan(sources),
                 tags={**tags, "dataset_key": key},
                 dependencies=dependencies,
                 params=params,
                 processing_name=sruid,
                 code_version=code_version,
             )
-        committed[key] = record.uuid
-        datasets[key] = f"assay://{context}/{record.name}@{record.uuid}"
+        prepared.append(bundle)
+        committed[key] = bundle.record.uuid
+        datasets[key] = f"assay://{context}/{bundle.record.name}@{bundle.record.uuid}"
     manifest = Manifest(
         datasets={k: (v if isinstance(v, str) else v.to_primitive()) for k, v in datasets.items()},
         id=output_manifest.id,
     )
-    return manifest, committed
+    return PreparedOutputs(manifest, committed, prepared)
+
+
+def write_outputs(conn: Any, workspace: Any, outputs: PreparedOutputs) -> list[str]:
+    """Write every prepared output bundle in the caller's transaction; pruned uuids."""
+    from assay.bundles.batch import insert_bundles
+
+    return insert_bundles(conn, workspace, outputs.prepared)
+
+
+def commit_outputs(
+    output_manifest: Manifest,
+    *,
+    service_name: str,
+    sruid: str,
+    code_version: dict[str, Any],
+    question_uuid: str,
+    input_values: Any,
+    input_manifest: Manifest | None,
+    configuration_manifest: Manifest | None,
+    output_location: str | None,
+) -> tuple[Manifest, dict[str, str]]:
+    """Commit every local output dataset in ONE transaction (a failure leaves none); returns
+    the manifest of catalog references and ``{key: bundle uuid}``."""
+    from assay.bundles.batch import remove_views
+    from assay.bundles.workspace import open_workspace
+
+    workspace = open_workspace()
+    with workspace.writing():
+        outputs = prepare_outputs(
+            output_manifest,
+            service_name=service_name,
+            sruid=sruid,
+            code_version=code_version,
+            question_uuid=question_uuid,
+            input_values=input_values,
+            input_manifest=input_manifest,
+            configuration_manifest=configuration_manifest,
+            output_location=output_location,
+            workspace=workspace,
+        )
+        if not outputs.prepared:
+            return outputs.manifest, {}
+        with workspace.write() as conn:
+            pruned = write_outputs(conn, workspace, outputs)
+    remove_views(workspace, pruned)
+    return outputs.manifest, outputs.bundles
 
 
 def _metadata(dataset: Any) -> dict[str, Any] | None:

@@ -14,15 +14,14 @@ returns, before any output dataset is committed.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from assay.core.errors import InvalidInput, InvalidManifest
+from assay.bundles.manifest_download import install_downloader
+from assay.core.errors import InvalidInput
 from assay.services import app_loader
 from assay.services.analysis import Analysis, as_invalid_output
 from assay.services.config import (
@@ -33,55 +32,19 @@ from assay.services.config import (
     parse_sruid,
     select_service,
 )
+from assay.services.context import (
+    QuestionContext,
+    current_question,
+    enter_question,
+    leave_question,
+    to_manifest,
+)
 from assay.services.twine import Twine
 
-if TYPE_CHECKING:
-    from assay.core.manifest import Manifest
+__all__ = ["QuestionContext", "Runner", "current_question", "to_manifest"]
 
+install_downloader()  # manifests handed to apps and askers can download their datasets
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class QuestionContext:
-    """The question being answered in this thread, so children asked from it know their
-    parent and originator."""
-
-    question_uuid: str
-    originator_question_uuid: str
-    service_id: str
-
-
-_current_question: contextvars.ContextVar[QuestionContext | None] = contextvars.ContextVar(
-    "assay_current_question", default=None
-)
-
-
-def current_question() -> QuestionContext | None:
-    return _current_question.get()
-
-
-def to_manifest(
-    value: Any, what: str, base_dir: str | os.PathLike[str] | None = None
-) -> Manifest | None:
-    """A Manifest from a Manifest (returned as is: they are immutable), a serialised manifest
-    dict (copied, never changed), JSON text or a manifest file path; None stays None."""
-    if value is None:
-        return None
-    # Imported here: a worker answering a values-only question never loads the manifest code.
-    from assay.core.manifest import Manifest
-
-    if isinstance(value, Manifest):
-        return value
-    if isinstance(value, Mapping):
-        if "datasets" in value:
-            return Manifest.deserialise(value, base_dir=base_dir)
-        return Manifest(datasets=value)
-    if isinstance(value, str | os.PathLike):
-        return Manifest.from_json(value)
-    raise InvalidManifest(
-        f"{what}: expected a Manifest, a manifest dict, JSON text or a manifest file path, got "
-        f"{type(value).__name__}"
-    )
 
 
 def _child_specs(children: Iterable[Any] | None) -> list[ChildSpec]:
@@ -209,7 +172,8 @@ class Runner:
         context = QuestionContext(
             analysis.id, originator_question_uuid or analysis.id, self.service_id
         )
-        token = _current_question.set(context)
+        token = enter_question(context)
+        succeeded = False
         try:
             self._run_app(analysis)
             try:
@@ -231,12 +195,13 @@ class Runner:
                     configuration_manifest=self.configuration_manifest,
                     output_location=self.output_location,
                 )
+            succeeded = True
         finally:
-            _current_question.reset(token)
-            if self.commit_outputs:
+            leave_question(token)
+            if self.commit_outputs or not succeeded:
                 analysis._close()  # outputs are in the store now, or there are none to keep
             else:
-                analysis._close_monitors()
+                analysis._close_monitors()  # the caller publishes the outputs, then removes them
         return analysis
 
     def _make_children(self, specs: list[ChildSpec]) -> dict[str, Any]:

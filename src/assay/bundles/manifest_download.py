@@ -14,6 +14,12 @@ Rules, per dataset key:
   (``$ASSAY_HOME/views/<uuid>``), shared by every call, so repeated downloads make no new
   folder (a bundle never changes, so its view is a cache by content).
 
+The core's ``Manifest.download`` does no I/O itself: it calls the downloader a higher layer
+registered. ``install_downloader()`` registers this module's ``download_manifest``; the faces
+and services that hand out manifests call it when they are imported (``assay.resources``,
+``assay.services.child``, ``assay.services.runner``). fsspec is imported on first use, so
+registering costs a worker nothing.
+
 Every refusal and bad argument is raised before any byte moves. Files for a given destination
 are gathered in a hidden staging directory beside it and moved in only when complete, so a
 failed download leaves no half-filled destination; temp dirs made for a failed call are
@@ -30,8 +36,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
 from assay.core.dataset import Dataset
 from assay.core.errors import (
     AssayError,
@@ -40,7 +44,7 @@ from assay.core.errors import (
     PathNotFound,
     StorageError,
 )
-from assay.core.manifest import Manifest, Reference, local_files_refused
+from assay.core.manifest import Manifest, Reference, local_files_refused, register_downloader
 
 TEMP_PREFIX = "assay-manifest-"
 _STAGING_PREFIX = ".assay-download-"
@@ -172,6 +176,8 @@ def _target(staging: str, relative_path: str, where: str) -> str:
 
 
 def _open_url(url: str) -> tuple[Any, str]:
+    import fsspec  # here: 60 ms of imports that a question without URLs never needs
+
     try:
         return fsspec.core.url_to_fs(url)
     except ImportError as error:
@@ -265,3 +271,8 @@ def _from_catalog(reference: Reference, destination: str | None, made: list[str]
         # The bundle's shared, verified view: no new folder per call (nothing to clean up).
         return str(view_of_uri(reference.uri))
     return str(materialize_uri(reference.uri, Path(destination)))
+
+
+def install_downloader() -> None:
+    """Make ``download_manifest`` the downloader behind ``Manifest.download`` (idempotent)."""
+    register_downloader(download_manifest)

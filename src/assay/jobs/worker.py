@@ -1,52 +1,65 @@
-"""The worker process that answers questions for the local backend.
+"""The generic job worker: ``python -m assay.jobs.worker <module:function> [JOB_ID | --serve]``.
 
-``python -m assay.services.worker QUESTION_UUID`` answers one question: the parent writes it
-(JSON) to stdin and closes it; this process answers with JSON lines on its stdout (see
-``assay.services.protocol``) and ends with ``os._exit`` after its last event, so threads the app
-left running cannot keep it alive.
+It runs tasks for a supervisor (``assay.jobs.supervisor``) and speaks the JSON-lines wire format
+of ``assay.jobs.wire``. The entry point names a handler, imported when the first task arrives:
 
-``python -m assay.services.worker --serve`` is a pool worker: it reads questions one JSON line at
-a time on stdin and answers them in turn, importing the app and compiling the twine once. It
-answers only questions to the service it answered first (the parent keeps one pool per service
-folder, code hash and configuration). Between questions it is silent: anything the app's
-leftover threads log or print then is dropped, never sent with the next question. It exits
-after an exception (the parent never reuses a worker whose app raised) and kills its whole
-process group when its stdin closes: the parent retired it, or the parent is gone, so a pool
-worker never outlives the process that started it.
+    handler(task: dict, channel: Channel, cache: dict | None) -> (kind, payload, reuse_token)
 
-In both modes, before the app runs, file descriptors 1 and 2 are pointed at pipes read by two
-threads, so anything the app (or a C library, or a subprocess it starts) prints arrives as log
-records (stdout at INFO, stderr at WARNING) instead of corrupting the event stream. Log records of
-every logger go to the parent as ``log_record`` events; a thread sends a ``heartbeat`` every
-``heartbeat_interval`` seconds while a question runs.
+``kind`` is ``"result"`` or ``"exception"`` (payload from ``assay.jobs.payloads``); the handler
+must catch everything its task raises. ``cache`` is a dict the handler may keep things in between
+tasks of a pool worker (None in a one-task worker); ``reuse_token`` (e.g. a code hash) tells the
+supervisor what the worker is warm for. In a pool worker, the handler's module may define
+``warm_up()``, called once before the first task.
 
-Imports stay light on purpose: a fresh worker's start-up time is the floor of a question's round
-trip.
+``JOB_ID`` mode answers one task: the supervisor writes it (JSON) to stdin and closes it; this
+process answers with JSON lines on its stdout and ends with ``os._exit`` after its last event,
+so threads the task left running cannot keep it alive. The job id is on the command line only
+so that ``ps`` shows which job a process is for: stop requests reach a worker through its
+supervisor (the ``stop_requested`` column), never by matching command lines.
+
+``--serve`` is a pool worker: it reads tasks one JSON line at a time on stdin and answers them
+in turn. Between tasks it is silent: anything left-over threads log or print then is dropped,
+never sent with the next task. It exits after an exception (the supervisor never reuses a
+worker whose task raised) and kills its whole process group when its stdin closes: the
+supervisor retired it, or the supervisor is gone, so a pool worker never outlives the process
+that started it.
+
+In both modes, before the task runs, file descriptors 1 and 2 are pointed at pipes read by two
+threads, so anything the task (or a C library, or a subprocess it starts) prints arrives as log
+records (stdout at INFO, stderr at WARNING) instead of corrupting the event stream. Log records
+of every logger go to the supervisor as ``log_record`` events; a thread sends a ``heartbeat``
+every ``heartbeat_interval`` seconds (a task field) while a task runs.
+
+A task may carry ``environment`` (replaces ``os.environ``, for a pool worker started earlier),
+``env`` (variables to add), ``cwd``, ``log_level``, ``heartbeat_interval`` and
+``subscribe_to_logs``. Imports stay light on purpose: a fresh worker's start-up time is the
+floor of a job's round trip.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
-from assay.services import protocol
+from assay.jobs import wire
 
 _READ_CHUNK = 64 * 1024
 _SYNC = b"\x00assay-sync-"
 _SYNC_SECONDS = 1.0
-_IDLE_NAME = b"assay-idle"
 
 
 class Channel:
-    """Writes events to the parent, whole lines under a lock.
+    """Writes events to the supervisor, whole lines under a lock.
 
-    A pool worker's channel is active only while a question runs: events sent between
-    questions (by threads an app left running) are dropped, so none reaches the wrong question.
+    A pool worker's channel is active only while a task runs: events sent between
+    tasks (by threads a task left running) are dropped, so none reaches the wrong task.
     """
 
     def __init__(self, fd: int, active: bool = True) -> None:
@@ -56,13 +69,13 @@ class Channel:
         self.subscribed = True
 
     def send(self, kind: str, payload: dict[str, Any]) -> None:
-        data = protocol.encode(kind, payload, time.time())
+        data = wire.encode(kind, payload, time.time())
         with self._lock:
             if self._active:
                 self._write(data)
 
     def log(self, payload: dict[str, Any]) -> None:
-        """A log record, sent when the question subscribed to logs."""
+        """A log record, sent when the task subscribed to logs."""
         if self.subscribed and self._active:
             self.send("log_record", payload)
 
@@ -72,8 +85,8 @@ class Channel:
             self.subscribed = subscribed
 
     def end(self, kind: str, payload: dict[str, Any]) -> None:
-        """Send the question's last event; nothing more is sent until the next ``begin``."""
-        data = protocol.encode(kind, payload, time.time())
+        """Send the task's last event; nothing more is sent until the next ``begin``."""
+        data = wire.encode(kind, payload, time.time())
         with self._lock:
             self._write(data)
             self._active = False
@@ -84,7 +97,7 @@ class Channel:
             try:
                 written = os.write(self._fd, view)
             except BrokenPipeError:
-                os._exit(3)  # the parent is gone: nobody is waiting for the answer
+                os._exit(3)  # the supervisor is gone: nobody is waiting for the answer
             view = view[written:]
 
 
@@ -95,7 +108,7 @@ class _EventHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._channel.log(protocol.record_payload(record))
+            self._channel.log(wire.record_payload(record))
         except Exception:
             self.handleError(record)
 
@@ -135,7 +148,7 @@ class _Capture:
             buffer += chunk
             lines = buffer.split(b"\n")
             buffer = lines.pop()
-            if len(buffer) > protocol.LOG_TEXT_CAP and _SYNC not in buffer:
+            if len(buffer) > wire.LOG_TEXT_CAP and _SYNC not in buffer:
                 lines.append(buffer)
                 buffer = b""
             for line in lines:
@@ -169,7 +182,7 @@ class _Capture:
                 "name": self.name,
                 "levelno": self.level,
                 "levelname": logging.getLevelName(self.level),
-                "message": protocol.cap(text),
+                "message": wire.cap(text),
                 "created": time.time(),
             }
         )
@@ -210,7 +223,7 @@ def _flush_std_streams() -> None:
 
 def _finish_capture(captures: list[_Capture]) -> None:
     """Flush and close fds 1 and 2 so the capture threads send what is left, then wait a little
-    for them (a subprocess the app left running may still hold the pipes open)."""
+    for them (a subprocess the task left running may still hold the pipes open)."""
     _flush_std_streams()
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
@@ -233,71 +246,44 @@ def _setup_logging(channel: Channel) -> None:
     root.addHandler(_EventHandler(channel))
 
 
-def _runner(question: dict[str, Any], runners: dict[str, Any] | None) -> Any:
-    """The question's Runner; a pool worker keeps it (app imported, twine compiled) for the
-    next question, handing each question a fresh copy of the configuration values."""
-    from assay.services.config import ServiceConfig
-    from assay.services.runner import Runner
-
-    if runners is None:
-        return Runner.from_config(ServiceConfig.from_primitive(question["service"]))
-    import copy
-
-    key = json.dumps(question["service"], sort_keys=True, default=str)
-    cached = runners.get(key)
-    if cached is None:
-        runner = Runner.from_config(ServiceConfig.from_primitive(question["service"]))
-        cached = (runner, copy.deepcopy(runner.configuration_values))
-        runners.clear()
-        runners[key] = cached
-    runner, pristine = cached
-    runner.configuration_values = copy.deepcopy(pristine)
-    runner._code_version = None  # git commit and dirty flag are read again when outputs commit
-    return runner
+Handler = Callable[..., tuple[str, dict[str, Any], str | None]]
 
 
-def answer(
-    question: dict[str, Any], channel: Channel, runners: dict[str, Any] | None = None
+def load_handler(entry: str) -> Handler:
+    """The handler named ``module:function`` (a dotted path)."""
+    module_name, _, name = entry.partition(":")
+    if not module_name or not name:
+        raise ValueError(f"entry point {entry!r}: expected module:function")
+    handler = getattr(importlib.import_module(module_name), name)
+    if not callable(handler):
+        raise ValueError(f"entry point {entry!r} is not callable")
+    return handler
+
+
+def _warm_up(entry: str) -> Handler:
+    """Import the handler (and run its module's ``warm_up``) before a task arrives."""
+    handler = load_handler(entry)
+    warm_up = getattr(sys.modules[handler.__module__], "warm_up", None)
+    if callable(warm_up):
+        warm_up()
+    return handler
+
+
+def _run(
+    handler: Handler | None,
+    entry: str,
+    task: dict[str, Any],
+    channel: Channel,
+    cache: dict[str, Any] | None,
 ) -> tuple[str, dict[str, Any], str | None]:
-    """Run the question's service; returns ``("result" | "exception", payload, code hash)``."""
-    from assay.services.exceptions import exception_payload
-
     try:
-        runner = _runner(question, runners)
-        analysis = runner.run(
-            input_values=question.get("input_values"),
-            input_manifest=question.get("input_manifest"),
-            children=question.get("children"),
-            handle_monitor_message=lambda data: channel.send("monitor_message", {"data": data}),
-            question_uuid=question["question_uuid"],
-            parent_question_uuid=question.get("parent_question_uuid"),
-            originator_question_uuid=question.get("originator_question_uuid"),
-        )
-        output_manifest = analysis.output_manifest
-        payload = {
-            "output_values": analysis.output_values,
-            "output_manifest": output_manifest.serialise() if output_manifest else None,
-        }
-        try:
-            json.dumps(payload)
-        except (TypeError, ValueError) as error:
-            from assay.core.errors import InvalidStrand
+        if handler is None:
+            handler = load_handler(entry)
+        return handler(task, channel, cache)
+    except BaseException as error:  # the handler must catch; a broken entry point is reported
+        from assay.jobs.payloads import exception_payload
 
-            raise InvalidStrand(
-                f"output_values: not JSON ({error}); outputs must be JSON values",
-                details={"strand": "output_values", "path": "output_values", "rule": "json"},
-            ) from None
-        return "result", payload, runner.code_hash
-    except BaseException as error:  # everything the app does wrong is reported
         return "exception", exception_payload(error), None
-
-
-def _warm_up() -> None:
-    """Import what a question needs before it arrives (a pool worker)."""
-    import assay.services.runner  # noqa: F401
-    from assay.services import twine
-
-    twine._lib()
 
 
 def _unreadable(channel: Channel, error: Exception) -> None:
@@ -306,28 +292,29 @@ def _unreadable(channel: Channel, error: Exception) -> None:
         "exception",
         {
             "type": "assay.core.errors.InvalidInput",
-            "message": f"cannot take the question: {type(error).__name__}: {error}",
+            "message": f"cannot take the task: {type(error).__name__}: {error}",
             "traceback": "",
         },
     )
 
 
-def _enter(question: dict[str, Any]) -> None:
-    """Take the asker's environment and the service's folder, as a fresh process would."""
-    if isinstance(question.get("environment"), dict):
+def _enter(task: dict[str, Any]) -> None:
+    """Take the supervisor's environment and the task's folder, as a fresh process would."""
+    if isinstance(task.get("environment"), dict):
         os.environ.clear()
-        os.environ.update(question["environment"])
-    if question.get("cwd"):
-        os.chdir(question["cwd"])
-    os.environ["ASSAY_QUESTION_UUID"] = str(question.get("question_uuid", ""))
-    logging.getLogger().setLevel(int(question.get("log_level") or logging.INFO))
+        os.environ.update(task["environment"])
+    if isinstance(task.get("env"), dict):
+        os.environ.update({str(k): str(v) for k, v in task["env"].items()})
+    if task.get("cwd"):
+        os.chdir(task["cwd"])
+    logging.getLogger().setLevel(int(task.get("log_level") or logging.INFO))
 
 
-def _start_heartbeat(channel: Channel, question: dict[str, Any]) -> threading.Event:
+def _start_heartbeat(channel: Channel, task: dict[str, Any]) -> threading.Event:
     stop = threading.Event()
     threading.Thread(
         target=_heartbeat,
-        args=(channel, float(question.get("heartbeat_interval") or 1.0), stop),
+        args=(channel, float(task.get("heartbeat_interval") or 1.0), stop),
         name="assay-heartbeat",
         daemon=True,
     ).start()
@@ -335,23 +322,28 @@ def _start_heartbeat(channel: Channel, question: dict[str, Any]) -> threading.Ev
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv and argv[0] == "--serve":
-        return serve()
+    arguments = list(argv or [])
+    if not arguments or arguments[0].startswith("-"):
+        sys.stderr.write("usage: python -m assay.jobs.worker MODULE:FUNCTION [JOB_ID | --serve]\n")
+        return 2
+    entry = arguments[0]
+    if arguments[1:2] == ["--serve"]:
+        return serve(entry)
     protocol_fd = os.dup(1)
     channel = Channel(protocol_fd)
     try:
-        question = json.loads(sys.stdin.buffer.read())
+        task = json.loads(sys.stdin.buffer.read())
         sys.stdin.close()
     except (ValueError, OSError) as error:
         _unreadable(channel, error)
         os._exit(2)
-    _enter(question)
-    channel.begin(bool(question.get("subscribe_to_logs", True)))
+    _enter(task)
+    channel.begin(bool(task.get("subscribe_to_logs", True)))
     channel.send("delivery", {"pid": os.getpid(), "answered": 0})
-    stop = _start_heartbeat(channel, question)
+    stop = _start_heartbeat(channel, task)
     _setup_logging(channel)
     captures = _redirect(channel)
-    kind, payload, _ = answer(question, channel)
+    kind, payload, _ = _run(None, entry, task, channel, None)
     _finish_capture(captures)
     stop.set()
     if kind == "result":
@@ -361,24 +353,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # -- pool workers -------------------------------------------------------------------------------
-def _set_name(name: bytes) -> None:
-    """Name this process (``/proc/PID/comm``), so a cancel from another process can tell which
-    question a pool worker is answering. Linux only; elsewhere a no-op."""
-    try:
-        with open("/proc/self/comm", "wb") as handle:
-            handle.write(name[:15])
-    except OSError:
-        pass
-
-
-def question_name(question_uuid: str) -> bytes:
-    """What a pool worker answering ``question_uuid`` calls itself (15 characters)."""
-    return question_uuid.replace("-", "")[:15].encode()
-
-
 def _exit_group() -> NoReturn:
     """Stop this worker and everything it started (its process group, when it leads one: the
-    parent starts it in a new session)."""
+    supervisor starts it in a new session)."""
     import signal
 
     try:
@@ -388,9 +365,9 @@ def _exit_group() -> NoReturn:
         os._exit(0)
 
 
-def _read_questions(control: int, questions: list[bytes], ready: threading.Condition) -> None:
-    """Questions from the parent, a JSON line each; end of file means the parent retired this
-    worker or is gone: then this worker and its process group stop at once."""
+def _read_tasks(control: int, tasks: list[bytes], ready: threading.Condition) -> None:
+    """Tasks from the supervisor, a JSON line each; end of file means the supervisor retired
+    this worker or is gone: then this worker and its process group stop at once."""
     line = bytearray()
     while True:
         try:
@@ -408,48 +385,46 @@ def _read_questions(control: int, questions: list[bytes], ready: threading.Condi
             line += chunk[start:end]
             start = end + 1
             with ready:
-                questions.append(bytes(line))
+                tasks.append(bytes(line))
                 ready.notify()
             line.clear()
 
 
-def serve() -> int:
-    # The parent's pipe moves off fd 0 (an app reading stdin, or a subprocess it starts, reads
-    # /dev/null rather than the next question) and off fd 1 (what the app prints is captured).
+def serve(entry: str) -> int:
+    # The supervisor's pipe moves off fd 0 (a task reading stdin, or a subprocess it starts,
+    # reads /dev/null rather than the next task) and off fd 1 (what the task prints is captured).
     control = os.dup(0)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
     channel = Channel(os.dup(1), active=False)
-    questions: list[bytes] = []
+    tasks: list[bytes] = []
     ready = threading.Condition()
     threading.Thread(
-        target=_read_questions,
-        args=(control, questions, ready),
-        name="assay-questions",
+        target=_read_tasks,
+        args=(control, tasks, ready),
+        name="assay-tasks",
         daemon=True,
     ).start()
-    _warm_up()  # before the capture: an import that fails is seen in the stderr tail
+    handler = _warm_up(entry)  # before the capture: an import that fails is seen in the stderr tail
     _setup_logging(channel)
     captures = _redirect(channel)
-    _set_name(_IDLE_NAME)
-    runners: dict[str, Any] = {}
+    cache: dict[str, Any] = {}
     answered = 0
     while True:
         with ready:
-            ready.wait_for(lambda: bool(questions))
-            line = questions.pop(0)
+            ready.wait_for(lambda: bool(tasks))
+            line = tasks.pop(0)
         try:
-            question = json.loads(line)
-            _set_name(question_name(str(question.get("question_uuid", ""))))
-            _enter(question)
+            task = json.loads(line)
+            _enter(task)
         except Exception as error:  # unreadable, or its folder is gone: say so, then stop
             _unreadable(channel, error)
             _exit_group()
-        channel.begin(bool(question.get("subscribe_to_logs", True)))
+        channel.begin(bool(task.get("subscribe_to_logs", True)))
         channel.send("delivery", {"pid": os.getpid(), "answered": answered})
-        stop = _start_heartbeat(channel, question)
-        kind, payload, code_hash = answer(question, channel, runners)
+        stop = _start_heartbeat(channel, task)
+        kind, payload, token = _run(handler, entry, task, channel, cache)
         _flush_std_streams()
         synced = all([capture.sync() for capture in captures])
         stop.set()
@@ -460,9 +435,8 @@ def serve() -> int:
                 "pid": os.getpid(),
                 "answered": answered,
                 "reusable": reusable,
-                "code_hash": code_hash,
+                "token": token,
             }
-        _set_name(_IDLE_NAME)
         channel.end(kind, payload)
         if not reusable:
             _exit_group()
