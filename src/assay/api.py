@@ -472,6 +472,7 @@ def apply(
     *,
     executor: str = "thread",
     stop_grace_s: float = 5.0,
+    compute_environment: str = "local",
 ) -> dict[str, bool]:
     """Run pipeline ``transform`` (a ``PipeTask`` class) in ``local_context``.
 
@@ -486,6 +487,8 @@ def apply(
     Returns ``{"success": True, "did_work": bool}``. A failing task raises ``TaskFailed``
     (naming it, with its traceback in ``details``; finished outputs stay cached); Ctrl-C
     raises ``PipelineInterrupted``. Both carry ``details["result"]`` with ``success`` False.
+    ``compute_environment`` naming a ``dask`` environment runs each task as one Dask task on
+    its cluster (see docs/scale-out.md); its task jobs are recorded in that environment.
     """
     from assay.pipelines.apply import ApplyRequest, apply_pipeline
 
@@ -504,6 +507,7 @@ def apply(
         incremental_push=incremental_push,
         incremental_pull=incremental_pull,
         grace_s=stop_grace_s,
+        environment=compute_environment,
     )
     report = apply_pipeline(_workspace(), request)
     return {"success": report.success, "did_work": report.did_work}

@@ -15,7 +15,7 @@ import pytest
 
 from assay import api
 from assay.bundles.workspace import open_workspace
-from assay.core.errors import EnvironmentNotFound, NotBuiltYet, TaskFailed
+from assay.core.errors import EnvironmentNotFound, SchedulerUnreachable, TaskFailed
 from assay.jobs import store as job_store
 from assay.pipelines import planner
 from assay.pipelines.apply import ApplyRequest, plan_pipeline
@@ -217,11 +217,14 @@ def test_run_uses_the_declared_environments(ctx: Path, sqlite_home: Path) -> Non
         "environments:\n"
         "  - id: workstation\n    executor: local\n    isolation: none\n"
         "  - id: cluster\n    executor: dask\n    isolation: none\n"
+        "    scheduler: tcp://127.0.0.1:9\n    connect_timeout_s: 0.5\n"
     )
     result = api.run(CTX, tasks.Numbers, {"n": 2}, compute_environment="workstation")
     assert (result["environment"], result["state"]) == ("workstation", "FINISHED")
     assert job_store.get_job(result["job_id"]).environment == "workstation"
 
-    with pytest.raises(NotBuiltYet, match="'cluster' uses the dask executor"):
+    with pytest.raises(
+        SchedulerUnreachable, match=r"tcp://127\.0\.0\.1:9 unreachable within 0\.5 s"
+    ):
         api.run(CTX, tasks.Total, {"n": 5}, compute_environment="cluster")
     assert {b.name for b in api.search(CTX)} == {"Numbers"}

@@ -32,6 +32,7 @@ def test_init_then_run(sqlite_home: Path, tmp_path: Path, monkeypatch: pytest.Mo
     created = run.json()
     assert created["service"] == "local/my-service:0.1.0"
     assert set(created["files"]) == {
+        "Dockerfile",
         "README.md",
         "app.py",
         "assay.yaml",

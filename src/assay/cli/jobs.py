@@ -246,6 +246,20 @@ def jobs_stop(ctx: typer.Context, job: JobArgument, json_output: JsonOption = Fa
     out.emit(job_dict(record), message)
 
 
+@jobs_app.command("reconcile")
+def jobs_reconcile(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """End or re-queue lost jobs: dead local supervisors, and jobs of dask environments their
+    scheduler no longer holds (or whose scheduler is gone)."""
+    from assay.jobs.executors.dask import reconcile_dask
+
+    out = Output.of(ctx)
+    changed = reconcile() + reconcile_dask()
+    out.emit(
+        [job_dict(record) for record in changed],
+        "\n".join(f"job {short(r.job_id)} -> {r.state}" for r in changed) or "nothing to do",
+    )
+
+
 @jobs_app.command("fsm")
 def jobs_fsm(
     ctx: typer.Context,
@@ -289,9 +303,14 @@ def env_ls(ctx: typer.Context, json_output: JsonOption = False) -> None:
             "network",
             "price/min",
             "last seen",
+            "workers",
+            "threads",
+            "memory",
         )
         for item in statuses:
             env = item.environment
+            dask = item.cluster or {}
+            memory = dask.get("memory_bytes")
             result.add_row(
                 cell(env.id),
                 cell(env.executor),
@@ -303,6 +322,9 @@ def env_ls(ctx: typer.Context, json_output: JsonOption = False) -> None:
                 cell("yes" if env.network else "no"),
                 cell(f"{env.price_min:g}"),
                 cell(local_time(item.last_seen)),
+                cell(dask.get("workers")),
+                cell(dask.get("threads")),
+                cell(f"{memory / 1e9:.1f} GB" if memory else None),
             )
         console.print(result)
 

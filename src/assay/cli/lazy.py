@@ -44,6 +44,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
     LazyCommand("localize", "assay.cli.remotes", "localize", "Download the file data of NAME's newest version (or --uuid) from the remote."),
     LazyCommand("delocalize", "assay.cli.remotes", "delocalize", "Free the local file data of NAME's newest version (or --uuid); it must be safely on the remote (checked first)."),
     LazyCommand("run", "assay.cli.services", "run", "Run the service in this folder (or --service-config) as a question, and print the answer."),
+    LazyCommand("build", "assay.cli.services", "build", "Build a worker image (Dockerfile written when the folder has none) with docker/podman."),
     LazyCommand("apply", "assay.cli.pipelines", "apply", "Run a pipeline: every task whose output is not cached, in parallel with --workers."),
     LazyCommand("publish", "assay.cli.compute", "publish", "Publish a bundle name for download or compute-to-data; prints the pinned code hashes."),
     LazyCommand("serve", "assay.cli.serve", "serve", "Serve the API (REST API and web UI, webhooks for managed pipeline jobs) until interrupted."),

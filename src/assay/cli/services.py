@@ -41,7 +41,7 @@ def init_service(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Scaffold a service: app.py, twine.json, assay.yaml, a test and a README."""
+    """Scaffold a service: app.py, twine.json, assay.yaml, a test, a README and a Dockerfile."""
     from assay.services.scaffold import init_service as scaffold
 
     out = Output.of(ctx)
@@ -51,6 +51,34 @@ def init_service(
         {"service": f"{namespace}/{name}:0.1.0", "folder": str(folder), "files": files},
         f"created service {namespace}/{name}:0.1.0 in {folder} ({', '.join(files)}); try: "
         f"cd {folder} && assay run --input-values '{{\"n\": 21}}'",
+    )
+
+
+# -- build ------------------------------------------------------------------------------------
+def build(
+    ctx: typer.Context,
+    target: Annotated[
+        Path,
+        typer.Argument(
+            metavar="SERVICE_OR_PIPELINE", help="A service folder, pipeline folder or module."
+        ),
+    ],
+    tag: Annotated[
+        str | None, typer.Option("--tag", "-t", help="Image tag (default: assay-NAME:latest).")
+    ] = None,
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="docker or podman (default: whichever is found).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Build a worker image (Dockerfile written when the folder has none) with docker/podman."""
+    from assay.services.images import build_image
+
+    out = Output.of(ctx)
+    plan = build_image(target, tag, engine)
+    out.emit(
+        {"tag": plan.tag, "dockerfile": str(plan.dockerfile), "kind": plan.kind},
+        f"built {plan.tag} from {plan.dockerfile}",
     )
 
 

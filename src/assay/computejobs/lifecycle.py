@@ -128,6 +128,11 @@ def check_all(
     inputs: Sequence[StagedInput], consumer: str, algorithm: Algorithm, environment: Environment
 ) -> None:
     """Every dataset's consumability, then the sandbox; raises at the first refusal."""
+    if environment.executor == "dask" and any(item.policy.access == "compute" for item in inputs):
+        raise SandboxUnavailable(
+            f"environment {environment.id} runs on Dask; compute-access datasets run only in a "
+            "local sandboxed environment (the sandbox is local-only)"
+        )
     for item in inputs:
         check_consumable(
             item.policy,
@@ -209,7 +214,7 @@ def start(
         algo_path = algorithms.stage_algorithm(workspace, algorithm, workdir)
         argv = algorithms.argv_for(algorithm, algo_path)
         env = staging.algorithm_environment(algorithm.ref.id, algo_path)
-        executor = _executor(environment, workspace)
+        executor = None if environment.executor == "dask" else _executor(environment, workspace)
     except (AssayError, OSError) as error:
         staging.remove_staged(staging_dir, workdir)
         job_store.fire(job_id, "provision", workspace=workspace)
@@ -222,8 +227,48 @@ def start(
         raise
     # The executor queues the job, claims a slot (PROVISIONING), lays out the working directory
     # from the staged folders, runs it (RUNNING) and calls publish_job when it exits.
+    if executor is None:
+        _submit_to_dask(environment, workspace, job_id, argv, workdir, env, staged, custom_data)
+        return job_id
     executor.submit(job_id, argv, workdir=workdir, env=env, inputs=staged, custom_data=custom_data)
     return job_id
+
+
+def _submit_to_dask(
+    environment: Environment,
+    workspace: Workspace,
+    job_id: str,
+    argv: list[str],
+    workdir: Path,
+    env: Any,
+    staged: Any,
+    custom_data: Any,
+) -> None:
+    """One ``client.submit`` of the worker side (``computejobs.dasktask``); a scheduler that
+    does not answer fails the job (PROVISION_FAILED is for staging) and raises."""
+    from assay.computejobs.dasktask import run_compute_job
+    from assay.jobs.executors.dask import DaskExecutor
+
+    try:
+        executor = DaskExecutor(environment, workspace)
+        executor.send_call(
+            job_id,
+            run_compute_job,
+            job_id,
+            list(argv),
+            str(workdir),
+            dict(env or {}),
+            {key: str(path) for key, path in dict(staged or {}).items()},
+            custom_data,
+            environment,
+            executor.refs(),
+            publish_on_exit,  # pickled by reference: the worker imports this module
+        )
+    except AssayError as error:
+        job_store.fire(
+            job_id, "fail", error=f"{type(error).__name__}: {error}", workspace=workspace
+        )
+        raise
 
 
 # -- the executor and the publishing hook ----------------------------------------------------
@@ -258,12 +303,19 @@ def close_executors(*, wait: bool = True, timeout: float | None = None) -> None:
 
 def _make_publisher(workspace: Workspace) -> Any:
     def on_exit(job_id: str, returncode: int, workdir: Path) -> dict[str, Any] | None:
-        record = job_store.get_job(job_id, workspace=workspace)
-        if record.kind != KIND:
-            return None
-        return publish_job(record, returncode, Path(workdir), workspace)
+        return publish_on_exit(workspace, job_id, returncode, workdir)
 
     return on_exit
+
+
+def publish_on_exit(
+    workspace: Workspace, job_id: str, returncode: int, workdir: Path
+) -> dict[str, Any] | None:
+    """The executor's ``on_exit`` for compute jobs (other kinds: None)."""
+    record = job_store.get_job(job_id, workspace=workspace)
+    if record.kind != KIND:
+        return None
+    return publish_job(record, returncode, Path(workdir), workspace)
 
 
 def publish_job(

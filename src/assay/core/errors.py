@@ -524,6 +524,38 @@ class IndexingFailed(AssayError):
     code = "indexing_failed"
 
 
+# -- scale-out on Dask --------------------------------------------------------------------------
+class SchedulerUnreachable(Unavailable):
+    """A ``dask`` environment's scheduler (or cluster) cannot be reached within its timeout."""
+
+    code = "scheduler_unreachable"
+
+
+class WorkerNotReady(Unavailable):
+    """The workers of a ``dask`` environment cannot run the work: a task module they cannot
+    import, or no credentials for the context's remote (found by a probe at submit time)."""
+
+    code = "worker_not_ready"
+
+
+class ParamNotPicklable(InvalidInput):
+    """A job's or task's parameter cannot be pickled, so it cannot be sent to a Dask worker."""
+
+    code = "param_not_picklable"
+
+
+class ContainerEngineMissing(Unavailable):
+    """``assay build`` found no container engine (docker, podman), or its build failed."""
+
+    code = "container_engine_missing"
+
+
+class ImageBuildFailed(Unavailable):
+    """The container engine ran but the image build failed (its own output says why)."""
+
+    code = "image_build_failed"
+
+
 # -- API tokens (assay.auth): the server answers 401 / 403 with these codes --------------------
 class TokenInvalid(AuthenticationRequired):
     """A bearer token that is missing, malformed, unknown or whose secret does not match."""

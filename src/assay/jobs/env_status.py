@@ -21,6 +21,8 @@ class EnvironmentStatus:
     running: int
     queued: int
     last_seen: float | None  # newest heartbeat of any of its jobs
+    #: Dask environments: ``workers``, ``threads``, ``memory_bytes`` read from the scheduler.
+    cluster: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -29,12 +31,22 @@ class EnvironmentStatus:
             "running": self.running,
             "queued": self.queued,
             "last_seen": self.last_seen,
+            "cluster": self.cluster,
         }
 
 
-def _status(environment: Environment) -> str:
-    if environment.executor == "dask" and importlib.util.find_spec("distributed") is None:
-        return "unavailable: the dask executor needs dask[distributed] installed"
+def _status(environment: Environment) -> tuple[str, dict[str, Any] | None]:
+    if environment.executor == "dask":
+        if importlib.util.find_spec("distributed") is None:
+            return "unavailable: the dask executor needs dask[distributed] installed", None
+        from assay.jobs.executors.dask_client import cluster_info
+
+        info = cluster_info(environment)  # bounded by the environment's connect_timeout_s
+        return info.pop("status"), info
+    return _local_status(environment), None
+
+
+def _local_status(environment: Environment) -> str:
     if environment.isolation == "sandbox" and not sandbox.available():
         return "unavailable: bubblewrap (bwrap) cannot run here; install bubblewrap"
     return "ok"
@@ -50,13 +62,17 @@ def environment_statuses(
     with ws.read() as conn:
         counts = queries.count_by_environment_state(conn, ("QUEUED", *ACTIVE))
         seen = queries.last_seen_by_environment(conn)
-    return [
-        EnvironmentStatus(
-            environment=environment,
-            status=_status(environment),
-            running=sum(counts.get((env_id, state), 0) for state in ACTIVE),
-            queued=counts.get((env_id, "QUEUED"), 0),
-            last_seen=seen.get(env_id),
+    result = []
+    for env_id, environment in sorted(environments.items()):
+        status, cluster = _status(environment)
+        result.append(
+            EnvironmentStatus(
+                environment=environment,
+                status=status,
+                running=sum(counts.get((env_id, state), 0) for state in ACTIVE),
+                queued=counts.get((env_id, "QUEUED"), 0),
+                last_seen=seen.get(env_id),
+                cluster=cluster,
+            )
         )
-        for env_id, environment in sorted(environments.items())
-    ]
+    return result

@@ -37,6 +37,7 @@ import yaml
 
 from assay.core.errors import EnvironmentNotFound, InvalidEnvironmentConfig
 from assay.core.settings import Settings, load_settings
+from assay.jobs.dask_config import parse_dask_options
 
 ENVIRONMENTS_FILENAME = "environments.yaml"
 EXECUTORS = ("local", "dask")
@@ -234,6 +235,12 @@ def _check_values(env: Environment, source: Path | str, at: Any) -> None:
             at("gpu" if env.gpu < 0 else "price_min"),
             f"environment {env.id}: gpu and price_min cannot be negative",
         )
+    if env.executor == "dask":
+        try:
+            parse_dask_options(env.id, env.extra)
+        except ValueError as exc:
+            key = next((k for k in ("scheduler", "cluster") if k in env.extra), "executor")
+            raise _fail(source, at(key), str(exc)) from None
     if not env.network and env.isolation != "sandbox":
         raise _fail(
             source,

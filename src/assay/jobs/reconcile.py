@@ -18,6 +18,7 @@ and two processes reconciling at once end each job once.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -46,6 +47,23 @@ def _why_dead(row: Any, now: float, stale_after_s: float) -> str | None:
     if now - seen > stale_after_s:
         return f"no heartbeat from its supervisor ({row.pid} on {row.host}) for {now - seen:.0f} s"
     return None
+
+
+def _on_dask(row: Any, environments: dict[str, Environment] | None = None) -> bool:
+    """Jobs submitted by the Dask executor (``launch.executor == "dask"``) are settled against
+    their scheduler (``executors.dask.reconcile_dask``): Dask re-runs a dead worker's task
+    itself, which a pid check here would race."""
+    return dask_launched(row.launch)
+
+
+def dask_launched(launch: str | None) -> bool:
+    if not launch:
+        return False
+    try:
+        spec = json.loads(launch)
+    except ValueError:
+        return False  # not ours to judge: an unreadable launch spec is the local executor's
+    return isinstance(spec, dict) and spec.get("executor") == "dask"
 
 
 def _settle(
@@ -90,7 +108,9 @@ def reconcile(
         candidates = [
             row
             for row in queries.list_jobs(conn, state=SUPERVISED_STATES, limit=None)
-            if row.machine == "job" and _why_dead(row, time.time(), stale_after_s) is not None
+            if row.machine == "job"
+            and not _on_dask(row, environments)
+            and _why_dead(row, time.time(), stale_after_s) is not None
         ]
     changed = []
     # One pass over /proc for all of them (kill_orphans kills whole groups, so a member forked
@@ -124,6 +144,8 @@ def reconcile_job(
         return None
     if environments is None:
         environments = load_environments(ws.settings)
+    if _on_dask(row, environments):
+        return None
     try:
         with ws.write() as conn:
             return _settle(conn, job_id, stale_after_s, environments)

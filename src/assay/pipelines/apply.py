@@ -16,6 +16,7 @@ from assay.bundles.codeversion import code_version
 from assay.bundles.workspace import Workspace
 from assay.core.errors import InvalidInput, InvalidPipeline, ParamNotSerializable
 from assay.core.names import bundle_tags, check_bundle_name
+from assay.jobs.environments import load_environments
 from assay.pipelines import planner
 from assay.pipelines.execute import Progress, RunReport, RunSettings, execute
 from assay.pipelines.graph import TaskGraph, build_graph
@@ -92,25 +93,37 @@ def apply_pipeline(
     """Run the pipeline; returns the report, or raises ``TaskFailed`` /
     ``PipelineInterrupted`` (whose ``details["result"]`` is Disdat's result dict)."""
     graph, ctx_id = _graph(workspace, request)
-    launcher = None
+    launcher: Any = None
+    workers, push, pull = request.workers, request.incremental_push, request.incremental_pull
     if request.executor == "subprocess":
         from assay.pipelines.subproc import launch
 
         launcher = launch
+    environment = load_environments(workspace.settings).get(request.environment)
+    if environment is not None and environment.executor == "dask":
+        from assay.pipelines.dasktasks import check_graph, dask_launcher, probe_remote
+
+        launcher, dask_executor = dask_launcher(workspace, environment, request.parent_job_id)
+        check_graph(graph, dask_executor)
+        # Tasks wait on the cluster, not on this machine: as many in flight as the
+        # environment allows. Through a remote, inputs are pulled and outputs pushed.
+        workers = max(workers, environment.max_jobs)
+        if probe_remote(workspace, request.context, dask_executor):
+            push = pull = True
     settings = RunSettings(
         context=request.context,
         ctx_id=ctx_id,
         force=request.force,
         force_all=request.force_all,
-        workers=request.workers,
+        workers=workers,
         output_tags=bundle_tags(request.output_tags or {}),
         output_bundle_uuid=request.output_bundle_uuid,
         code_version=code_version(_module_dir(request.task_class)),
         environment=request.environment,
         parent_job_id=request.parent_job_id,
         grace_s=request.grace_s,
-        push=request.incremental_push,
-        pull=request.incremental_pull,
+        push=push,
+        pull=pull,
         progress=progress,
         launcher=launcher,
         owner=request.owner,

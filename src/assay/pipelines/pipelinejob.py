@@ -3,8 +3,8 @@
 The job id is derived from the context, the root task and its parameters, so a second ``run``
 of the same pipeline finds (and, once that ended, recreates) the same job, and two concurrent
 runs of it are refused. Its task jobs name it as their parent. Environments whose executor is
-``local`` run the pipeline in this process; the ``dask`` executor comes with the scale-out issue
-(``NotBuiltYet``).
+``local`` run the pipeline in this process; with the ``dask`` executor this process orchestrates
+and each task runs as one Dask task on the cluster (``pipelines.dasktasks``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from assay.core.errors import (
     AssayError,
     EnvironmentNotFound,
     JobStopped,
-    NotBuiltYet,
     PipelineInterrupted,
 )
 from assay.jobs import ids, runner, store
@@ -33,11 +32,6 @@ def check_environment(workspace: Workspace, name: str) -> None:
     if environment is None:
         known = ", ".join(sorted(environments)) or "none"
         raise EnvironmentNotFound(f"no compute environment {name!r}; known: {known}")
-    if environment.executor != "local":
-        raise NotBuiltYet(
-            f"environment {name!r} uses the {environment.executor} executor; pipelines run in "
-            "local environments for now (Dask comes with the scale-out release)"
-        )
 
 
 def pipeline_job_id(request: ApplyRequest) -> str:
@@ -106,6 +100,8 @@ def run_pipeline_job(
             raise JobStopped(str(interrupted)) from None
         except AssayError as error:
             raised.append(error)
+            if ctx.stop_requested():  # its tasks ended because the pipeline job was stopped
+                raise JobStopped(f"the pipeline job was stopped: {error}") from None
             raise
         return {
             "success": report.success,

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from assay.core.errors import Conflict, InvalidServiceConfig
+from assay.services.images import DOCKERFILE, dockerfile_text
 
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
@@ -133,6 +134,7 @@ def init_service(
         "assay.yaml": _CONFIG.format(**values),
         f"test_{module}_service.py": _TEST.format(**values),
         "README.md": _README.format(**values),
+        DOCKERFILE: dockerfile_text(name, kind="service"),
     }
     target.mkdir(parents=True, exist_ok=True)
     for filename, text in files.items():
