@@ -24,17 +24,7 @@ from assay.jobs._json import dumps
 from assay.jobs.fsm import machine_for
 from assay.jobs.reads import event_row, record_of
 from assay.jobs.records import JobRecord
-from assay.jobs.store import _not_allowed
-
-
-def _check_type(type_: str) -> None:
-    if (
-        not type_
-        or len(type_) > 32
-        or not type_.replace("_", "").isalnum()
-        or type_ != type_.lower()
-    ):
-        raise InvalidInput(f"event type {type_!r}: use a short lowercase name (letters, _)")
+from assay.jobs.store import _check_type, _not_allowed
 
 
 def create_job_in(
