@@ -24,7 +24,7 @@ from assay.jobs._json import dumps
 from assay.jobs.fsm import machine_for
 from assay.jobs.reads import event_row, record_of
 from assay.jobs.records import JobRecord
-from assay.jobs.store import _check_type, _not_allowed
+from assay.jobs.store import _check_type, _not_allowed, new_job_row
 
 
 def create_job_in(
@@ -54,31 +54,9 @@ def create_job_in(
     state_machine = machine_for(machine)
     initial = state_machine.state(state_machine.initial)
     now = time.time()
-    row = {
-        "job_id": job_id,
-        "kind": kind,
-        "machine": machine,
-        "state": initial.name,
-        "state_code": initial.code,
-        "environment": environment,
-        "owner": owner,
-        "spec": dumps(spec),
-        "result": None,
-        "error": None,
-        "created": now,
-        "updated": now,
-        "started": None,
-        "finished": None,
-        "last_seen": None,
-        "pid": None,
-        "pgid": None,
-        "host": None,
-        "workdir": None,
-        "stop_requested": False,
-        "parent_job_id": parent_job_id,
-        "launch": None,
-        "last_seq": 1,
-    }
+    row = new_job_row(
+        job_id, kind, machine, initial, environment, owner, dumps(spec), parent_job_id, now
+    )
     row.update(fields or {})
     events = [
         event_row(

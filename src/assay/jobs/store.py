@@ -29,7 +29,7 @@ from assay.bundles.workspace import Workspace, open_workspace
 from assay.catalog import job_queries as queries
 from assay.core.errors import InvalidInput, InvalidTransition, JobNotFound
 from assay.jobs._json import dumps
-from assay.jobs.fsm import machine_for
+from assay.jobs.fsm import State, machine_for
 from assay.jobs.reads import (
     event_row,
     get_job,
@@ -79,6 +79,45 @@ def _check_type(type_: str) -> None:
         raise InvalidInput(f"event type {type_!r}: use a short lowercase name (letters, _)")
 
 
+def new_job_row(
+    job_id: str,
+    kind: str,
+    machine: str,
+    initial: State,
+    environment: str,
+    owner: str,
+    spec_text: str,
+    parent_job_id: str | None,
+    now: float,
+) -> dict[str, Any]:
+    """The ``jobs`` row of a job just created in its machine's initial state (one event so far)."""
+    return {
+        "job_id": job_id,
+        "kind": kind,
+        "machine": machine,
+        "state": initial.name,
+        "state_code": initial.code,
+        "environment": environment,
+        "owner": owner,
+        "spec": spec_text,
+        "result": None,
+        "error": None,
+        "created": now,
+        "updated": now,
+        "started": None,
+        "finished": None,
+        "last_seen": None,
+        "pid": None,
+        "pgid": None,
+        "host": None,
+        "workdir": None,
+        "stop_requested": False,
+        "parent_job_id": parent_job_id,
+        "launch": None,
+        "last_seq": 1,
+    }
+
+
 # -- creating -----------------------------------------------------------------------------------
 def create_job(
     kind: str,
@@ -111,31 +150,17 @@ def create_job(
             if existing is None:
                 queries.insert_job(
                     conn,
-                    {
-                        "job_id": job_id,
-                        "kind": kind,
-                        "machine": machine,
-                        "state": initial.name,
-                        "state_code": initial.code,
-                        "environment": environment,
-                        "owner": owner,
-                        "spec": spec_text,
-                        "result": None,
-                        "error": None,
-                        "created": now,
-                        "updated": now,
-                        "started": None,
-                        "finished": None,
-                        "last_seen": None,
-                        "pid": None,
-                        "pgid": None,
-                        "host": None,
-                        "workdir": None,
-                        "stop_requested": False,
-                        "parent_job_id": parent_job_id,
-                        "launch": None,
-                        "last_seq": 1,
-                    },
+                    new_job_row(
+                        job_id,
+                        kind,
+                        machine,
+                        initial,
+                        environment,
+                        owner,
+                        spec_text,
+                        parent_job_id,
+                        now,
+                    ),
                 )
                 queries.insert_events(
                     conn,
