@@ -8,7 +8,6 @@ jobs domain directly (the face has no publish call in Ocean's API).
 from __future__ import annotations
 
 import getpass
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +16,7 @@ import typer
 from rich.console import Console
 
 from assay.cli.output import Output, cell, human_size, local_time, table
-from assay.cli.session import ContextOption, JsonOption, require_context
+from assay.cli.session import ContextOption, JsonOption, json_option, require_context
 from assay.core.errors import InvalidInput
 
 services_app = typer.Typer(
@@ -158,21 +157,6 @@ def _dataset_ref(text: str, context: str | None) -> str:
     return text if "://" in text else f"assay://{require_context(context)}/{text}"
 
 
-def _custom_data(text: str | None) -> Any:
-    if text is None:
-        return None
-    source = text
-    if text.startswith("@"):
-        try:
-            source = Path(text[1:]).read_text(encoding="utf-8")
-        except OSError as error:
-            raise InvalidInput(f"--custom-data: cannot read {text[1:]}: {error.strerror}") from None
-    try:
-        return json.loads(source)
-    except json.JSONDecodeError as error:
-        raise InvalidInput(f"--custom-data: not valid JSON: {error}") from None
-
-
 def jobs_start(
     ctx: typer.Context,
     dataset: Annotated[
@@ -239,7 +223,7 @@ def jobs_start(
         environment,
         algorithm=algorithm,
         algorithm_meta=meta,
-        algorithm_algocustomdata=_custom_data(custom_data),
+        algorithm_algocustomdata=json_option(custom_data, "--custom-data"),
         additional_datasets=[_dataset_ref(d, context) for d in additional or []],
         force=force,
     )

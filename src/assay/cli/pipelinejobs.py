@@ -6,7 +6,6 @@ token; admin events (reset, ready, delete) still need ``--admin`` said out loud.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,8 +14,8 @@ from rich.console import Console
 
 from assay.bundles.workspace import open_workspace
 from assay.cli.output import Output, cell, key_value_table, local_time, short, table
-from assay.cli.session import JsonOption
-from assay.core.errors import IndexingFailed, InvalidInput
+from assay.cli.session import JsonOption, json_option
+from assay.core.errors import IndexingFailed
 from assay.pjobs import pipelines as registry
 from assay.pjobs import tokens, webhooks
 from assay.pjobs.events import apply_event
@@ -32,21 +31,6 @@ pipelinejobs_app = typer.Typer(
     help="Managed pipeline jobs: run outside Assay, tracked, indexed, reported by webhook.",
     no_args_is_help=True,
 )
-
-
-def _json_value(text: str | None, option: str) -> Any:
-    if text is None:
-        return None
-    source = text
-    if text.startswith("@"):
-        try:
-            source = Path(text[1:]).read_text(encoding="utf-8")
-        except OSError as error:
-            raise InvalidInput(f"{option}: cannot read {text[1:]}: {error.strerror}") from None
-    try:
-        return json.loads(source)
-    except json.JSONDecodeError as error:
-        raise InvalidInput(f"{option}: not valid JSON: {error}") from None
 
 
 def _one_or_many(values: list[str] | None) -> str | list[str] | None:
@@ -156,12 +140,12 @@ def pipelinejobs_create(
         experiment_id=_one_or_many(experiment_id),
         sample_id=_one_or_many(sample_id),
         measurement_id=_one_or_many(measurement_id),
-        data=_json_value(data, "--data") or {},
+        data=json_option(data, "--data") or {},
         archive_path=archive_path,
         instanced=instanced,
         session=session_name,
         archive_patterns=[{"patterns": [p]} for p in archive_pattern or []],
-        product_patterns=[_json_value(p, "--product-request") for p in product_request or []],
+        product_patterns=[json_option(p, "--product-request") for p in product_request or []],
         inputs=list(inputs or []),
         agent=agent,
         task=task,
@@ -243,7 +227,7 @@ def pipelinejobs_event(
     out = Output.of(ctx)
     workspace = open_workspace()
     outcome = apply_event(
-        workspace, uuid, event, _json_value(data, "--data"), event_id=event_id, admin=admin
+        workspace, uuid, event, json_option(data, "--data"), event_id=event_id, admin=admin
     )
     job = outcome.record(workspace)
     note = " (replay: already applied)" if outcome.replayed else ""

@@ -8,12 +8,14 @@ so even an error found while reading options is reported as JSON.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from assay.core.errors import NoCurrentContext
+from assay.core.errors import InvalidInput, NoCurrentContext
 from assay.core.names import parse_tag_options
 
 
@@ -112,3 +114,21 @@ def require_context(name: str | None) -> str:
 def parse_tags(options: list[str] | None) -> dict[str, str]:
     """``--tag key=value`` options as a dict; a repeated key is refused (``InvalidTag``)."""
     return parse_tag_options(options)
+
+
+def json_option(text: str | None, option: str) -> Any:
+    """The JSON value of a command-line option: inline text, or ``@FILE`` to read it from a
+    file; None when the option was not given. Bad JSON or an unreadable file: ``InvalidInput``
+    naming the option."""
+    if text is None:
+        return None
+    source = text
+    if text.startswith("@"):
+        try:
+            source = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as error:
+            raise InvalidInput(f"{option}: cannot read {text[1:]}: {error.strerror}") from None
+    try:
+        return json.loads(source)
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"{option}: not valid JSON: {error}") from None
