@@ -499,11 +499,10 @@ class AuthenticationRequired(AssayError):
     exit_code = 9
 
 
-class PermissionDenied(AssayError):
+class PermissionDenied(AccessDenied):
     """A token that is wrong, forged, or not allowed to do this (HTTP 403)."""
 
     code = "permission_denied"
-    exit_code = 9
 
 
 class UnsafeReset(Conflict):

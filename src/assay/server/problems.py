@@ -30,7 +30,6 @@ from assay.core.errors import (
     NotBuiltYet,
     NotFound,
     PayloadTooLarge,
-    PermissionDenied,
     Unavailable,
 )
 
@@ -39,8 +38,7 @@ PROBLEM_TYPE = "application/problem+json"
 #: (class, HTTP status), most specific first: the first match wins.
 STATUS_BY_CLASS: tuple[tuple[type[AssayError], int], ...] = (
     (AuthenticationRequired, 401),
-    (PermissionDenied, 403),
-    (AccessDenied, 403),  # compute-to-data: a policy or a job's owner says no
+    (AccessDenied, 403),  # a policy, a job's owner or a token's scope says no
     (PayloadTooLarge, 413),
     (InvalidInput, 400),
     (NotFound, 404),
