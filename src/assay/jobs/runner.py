@@ -10,16 +10,15 @@ by ``JobContext.stop_requested()``; the function ends STOPPED by raising ``JobSt
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from assay.bundles.workspace import Workspace, open_workspace
 from assay.core.errors import InvalidInput, InvalidTransition, JobStopped
-from assay.jobs import store
+from assay.jobs import heartbeats, store
 from assay.jobs.records import JobRecord
 
 #: Seconds between heartbeats of a running inline job (well under reconcile's 30 s staleness).
@@ -93,33 +92,15 @@ def run_inline(
     ``InvalidTransition`` is raised before ``fn`` is called. A transition lost to another process
     while ``fn`` ran (say, reconciliation failed the job) is not overwritten: the record read
     afterwards is returned. ``KeyboardInterrupt``/``SystemExit`` stop the job and propagate.
-    A thread heartbeats every ``heartbeat_interval`` seconds while ``fn`` runs.
+    The process's heartbeat thread beats every ``heartbeat_interval`` seconds while ``fn`` runs.
     """
     ws = workspace or open_workspace()
     store.fire(
         job_id, "run", fields=store.this_process() | {"last_seen": time.time()}, workspace=ws
     )
     ctx = JobContext(job_id, ws)
-    with _heartbeats(job_id, ws, heartbeat_interval):
+    with heartbeats.beating(job_id, ws, heartbeat_interval):
         return _call(job_id, fn, ctx, ws)
-
-
-@contextlib.contextmanager
-def _heartbeats(job_id: str, workspace: Workspace, interval: float) -> Iterator[None]:
-    """Beat for the job while the body runs, so reconciliation elsewhere sees it alive."""
-    done = threading.Event()
-
-    def beat() -> None:
-        while not done.wait(interval):
-            store.heartbeat(job_id, os.getpid(), workspace=workspace)
-
-    thread = threading.Thread(target=beat, name=f"assay-heartbeat-{job_id[:8]}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
 
 
 def _call(
