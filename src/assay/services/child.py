@@ -432,7 +432,7 @@ class _Attempts:
             # (with the outcome, for a quick question: one transaction).
             write=started is not None and retry == 0,
         )
-        local.start()
+        local.start(self.timeout)
         if started is not None:
             started.set()
         return local.wait(self.timeout, self.maximum_heartbeat_interval)
