@@ -29,8 +29,8 @@ but their exit status is lost (``status_lost``); the next request finds the serv
 no pid) and starts a new server once, else returns None so the caller spawns a fresh
 interpreter: no job is lost. When the asker's end of the control socket closes (the asker exited
 or closed the server), the server takes no more requests and exits once its children are
-reaped. Servers are keyed by entry point, extra modules and the asker's ``PYTHON*`` variables;
-at most ``MAX_SERVERS`` are kept (least recently used closed first).
+reaped. Servers are keyed by entry point, extra modules and the asker's variables that shape an
+interpreter's start (``PYTHON*``, the locale, ``HOME``); at most ``MAX_SERVERS`` are kept (least recently used closed first).
 
 ``ASSAY_FORK_SERVER=0`` turns it off (every job spawns a fresh interpreter); it is also off where
 ``fork`` or ``SCM_RIGHTS`` over ``SOCK_SEQPACKET`` are missing (not Linux).
@@ -285,10 +285,15 @@ _registered = False
 
 
 def _key(entry: str, preload: Sequence[str]) -> ServerKey:
-    # A server's interpreter was set up by the asker's PYTHON* variables when it started
-    # (PYTHONPATH, PYTHONHASHSEED, ...): a change to them needs a new server.
-    python = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("PYTHON")))
+    # A server's interpreter was set up by the asker's variables when it started: PYTHON*
+    # (PYTHONPATH, PYTHONHASHSEED, ...), the locale (stdio encodings), HOME (user site): a
+    # change to them needs a new server. Other variables reach each child with its request.
+    python = tuple(sorted((k, v) for k, v in os.environ.items() if _shapes_interpreter(k)))
     return (entry, tuple(preload), python)
+
+
+def _shapes_interpreter(name: str) -> bool:
+    return name.startswith(("PYTHON", "LC_")) or name in ("LANG", "HOME", "VIRTUAL_ENV")
 
 
 def _server(key: ServerKey, replace: ForkServer | None = None) -> ForkServer:
