@@ -158,6 +158,8 @@ class ForkedChild:
         reply, self._reply = self._reply, None
         if reply is not None:
             reply.close()
+        if self.returncode is None:
+            self.status_lost = True  # from now on, the pid alone says whether it has ended
 
 
 def _alive(pid: int) -> bool:
@@ -477,8 +479,8 @@ def serve(control: socket.socket, entry: str) -> None:
             data, fds, _, _ = socket.recv_fds(control, _MESSAGE, 4)
         except OSError:
             data, fds = b"", []
-        if not data:
-            accepting = False
+        if not data or len(fds) != 4:  # the asker closed it (or a request lacks its pipes)
+            accepting = accepting and bool(data)
             for fd in fds:
                 os.close(fd)
             continue
