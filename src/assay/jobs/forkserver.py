@@ -274,10 +274,11 @@ class ForkServer:
         """Close the control socket: the server takes no more requests and exits once its
         running children have ended (they are not killed)."""
         self.control.close()
-        try:
-            self.process.wait(timeout=0.5)
-        except subprocess.TimeoutExpired:
-            threading.Thread(target=self.process.wait, name="assay-forkserver", daemon=True).start()
+        if self.process.poll() is None:
+            try:  # reaped when it exits, without keeping this process waiting for it
+                threading.Thread(target=self.process.wait, name="assay-reap", daemon=True).start()
+            except RuntimeError:
+                return  # this interpreter is shutting down: the server outlives it, then init reaps
 
 
 ServerKey = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]

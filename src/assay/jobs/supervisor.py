@@ -7,6 +7,9 @@ threads, so a worker printing megabytes can neither fill a pipe and stall nor gr
 process's memory: events pass through a bounded queue, and a slow consumer slows the worker
 down instead.
 
+A one-task worker may instead be forked by a fork server (``assay.jobs.forkserver``): the same
+pipes, its own process group, its exit status told by the server; it is watched the same way.
+
 ``WorkerPool`` keeps idle pool workers (``--serve``) by an opaque key whose first element is
 the key's *family* (say, a service folder): a worker is reused only after a clean result; one
 that crashed, hung, timed out, was stopped or whose task raised is killed; acquiring a new key
