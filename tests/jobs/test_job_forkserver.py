@@ -22,6 +22,10 @@ from assay.jobs.supervisor import WorkerProcess
 
 HANDLER = """
 import os, signal, time
+WARMED = []
+
+def warm_for(hint):
+    WARMED.append(hint)
 
 def handle(task, channel, cache):
     if task.get("do") == "sleep":
@@ -33,6 +37,7 @@ def handle(task, channel, cache):
         "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
         "pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgrp(),
         "mark": os.environ.get("MARK"), "cwd": os.getcwd(), "path0": __import__("sys").path[0],
+        "warmed": list(WARMED),
     }, None
 """
 ENTRY = "forked_handler:handle"
@@ -178,3 +183,21 @@ def test_the_child_takes_the_askers_environment_of_each_request(
     assert _answer(_forked(entry_module), {})["mark"] == "later"
     monkeypatch.delenv("MARK")
     assert _answer(_forked(entry_module), {})["mark"] is None
+
+
+def test_the_server_warms_for_a_hint_once_per_file_version_after_forking(
+    entry_module: Path,
+) -> None:
+    hint = entry_module / "library" / "forked_handler.py"
+
+    def warmed() -> list[str]:
+        child = forkserver.fork_worker(ENTRY, str(entry_module), "job", hint=str(hint))
+        assert child is not None
+        return list(_answer(WorkerProcess(ENTRY, False, None, "job", forked=child), {})["warmed"])
+
+    assert warmed() == []  # the first child was forked before the server warmed
+    assert warmed() == [str(hint)]  # later children inherit what it prepared, once
+    assert warmed() == [str(hint)]
+    os.utime(hint, ns=(1, 1))  # a new version of the file: prepared again
+    warmed()
+    assert warmed() == [str(hint), str(hint)]

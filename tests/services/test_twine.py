@@ -201,3 +201,19 @@ def test_integers_are_valid_exactly_when_not_negative(n: int) -> None:
     else:
         with pytest.raises(InvalidStrand, match=f"input_values.n: {n} is less than"):
             twine.validate_input_values({"n": n})
+
+
+def test_a_schema_checked_once_is_not_checked_again_and_a_bad_one_always_is() -> None:
+    """The metaschema check is remembered by schema content (a fork server's children inherit
+    it): the same schema compiles without it, an edited (bad) one is still refused."""
+    from assay.services import twine as twine_module
+
+    schema = {"type": "object", "properties": {"remembered": {"type": "integer"}}}
+    key = json.dumps(schema, sort_keys=True)
+    twine_module._checked_schemas.discard(key)
+    Twine({"input_values_schema": schema})
+    assert key in twine_module._checked_schemas
+    Twine({"input_values_schema": dict(schema)}).validate_input_values({"remembered": 1})
+    with pytest.raises(InvalidTwine, match="not a valid JSON Schema"):
+        Twine({"input_values_schema": {**schema, "type": 5}})
+    assert json.dumps({**schema, "type": 5}, sort_keys=True) not in twine_module._checked_schemas

@@ -237,14 +237,22 @@ class ForkServer:
         finally:
             self._ready_lock.release()
 
-    def fork(self, job_id: str, cwd: str | None, environment: dict[str, str]) -> ForkedChild:
+    def fork(
+        self,
+        job_id: str,
+        cwd: str | None,
+        environment: dict[str, str],
+        hint: str | None = None,
+    ) -> ForkedChild:
         """A new child for one job; ``OSError`` when the server cannot make one (it died, or
         the fork failed): the caller then starts another server or spawns a fresh worker."""
         stdin_read, stdin_write = os.pipe()
         stdout_read, stdout_write = os.pipe()
         stderr_read, stderr_write = os.pipe()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        request = json.dumps({"job_id": job_id, "cwd": cwd, "environment": environment}).encode()
+        request = json.dumps(
+            {"job_id": job_id, "cwd": cwd, "environment": environment, "hint": hint}
+        ).encode()
         ours = [stdin_write, stdout_read, stderr_read]
         try:
             try:
@@ -327,11 +335,14 @@ def fork_worker(
     job_id: str,
     preload: Sequence[str] = (),
     wait: float | None = None,
+    hint: str | None = None,
 ) -> ForkedChild | None:
     """A one-task worker for ``entry`` forked by this process's fork server (started now if
     needed, restarted once if it died). None when the fork server is off, failed twice, or is
     still importing after ``wait`` seconds (at most ``READY_SECONDS``; a job's timeout): the
-    caller then spawns a fresh interpreter."""
+    caller then spawns a fresh interpreter. ``hint``: a string for the entry module's
+    ``warm_for(hint)``, which the server calls (once per hint and file version) after forking,
+    to prepare what later children of the same kind of job will need."""
     if not enabled():
         return None
     key = _key(entry, preload)
@@ -343,7 +354,7 @@ def fork_worker(
             server = _server(key, replace=server)
             if not server.wait_ready(until - time.monotonic()):
                 return None  # still importing: this job spawns, the next one forks
-            return server.fork(job_id, cwd, environment)
+            return server.fork(job_id, cwd, environment, hint)
         except OSError as error:
             logger.warning(
                 "fork server for %s: %s (%s)",
@@ -462,6 +473,7 @@ def serve(control: socket.socket, entry: str) -> None:
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so that SIGCHLD wakes select
     children: dict[int, socket.socket] = {}
+    warmed: set[tuple[str, int, int]] = set()
     accepting = True
     while accepting or children:
         watched: list[Any] = [wake_read] + ([control] if accepting else [])
@@ -504,7 +516,29 @@ def serve(control: socket.socket, entry: str) -> None:
         children[pid] = reply
         if not _say(reply, {"pid": pid}):
             os.kill(pid, signal.SIGKILL)  # its asker gave up waiting: nobody reads its pipes
+        _warm_for(entry, request.get("hint"), warmed)
     control.close()
+
+
+def _warm_for(entry: str, hint: Any, warmed: set[tuple[str, int, int]]) -> None:
+    """Call the entry module's ``warm_for(hint)`` once per hint and version of the file it names
+    (after the fork: the child that asked does not wait for it)."""
+    hook = getattr(sys.modules.get(entry.partition(":")[0]), "warm_for", None)
+    if not isinstance(hint, str) or not callable(hook) or len(warmed) >= 256:
+        return
+    try:
+        stat = os.stat(hint)
+    except OSError:
+        return  # nothing to prepare: the child reports a missing file itself
+    version = (hint, stat.st_mtime_ns, stat.st_size)
+    if version in warmed:
+        return
+    warmed.add(version)
+    try:
+        hook(hint)
+    except Exception as error:  # the child meets (and reports) the same problem itself
+        logger.debug("warm_for(%r) failed: %s", hint, error)
+    gc.freeze()
 
 
 def _say(reply: socket.socket, message: dict[str, Any]) -> bool:

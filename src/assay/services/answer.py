@@ -89,8 +89,19 @@ def _has_local_datasets(manifest: Any) -> bool:
 
 
 def warm_up() -> None:
-    """Import what a question needs before it arrives (a pool worker)."""
+    """Import what a question needs before it arrives (a pool worker, a fork server)."""
     import assay.services.runner  # noqa: F401
     from assay.services import twine
 
     twine._lib()
+    twine._twine_validator()
+
+
+def warm_for(twine_path: str) -> None:
+    """In a fork server, after a question to a service: load its twine, so that the metaschema
+    checks of its schemas are done once here rather than in every child (``twine.
+    _checked_schemas``; keyed by content, so an edited twine is checked again). The app is not
+    imported."""
+    from assay.services.twine import Twine
+
+    Twine(twine_path)

@@ -192,7 +192,12 @@ class LocalQuestion:
                 forked = None
                 if not self.service.fresh_interpreter:
                     forked = fork_worker(
-                        ENTRY, folder, self.question_uuid, self.service.preload, timeout
+                        ENTRY,
+                        folder,
+                        self.question_uuid,
+                        self.service.preload,
+                        timeout,
+                        hint=str(self.service.twine_path),
                     )
                 worker = WorkerProcess(ENTRY, False, folder, self.question_uuid, forked=forked)
         except Exception as error:  # no worker could be started (or the app folder is gone)

@@ -148,13 +148,27 @@ def _metaschema_uris() -> set[str]:
     return {urldefrag(uri)[0].rstrip("#") for uri in jsonschema_specifications.REGISTRY}
 
 
+#: Strand schemas (canonical JSON) that passed their metaschema check in this process. The check
+#: is a pure function of the schema, and the costliest part of loading a twine: a fork server
+#: that loaded a service's twine once spares its children the check (``answer.warm_for``).
+_checked_schemas: set[str] = set()
+_CHECKED_LIMIT = 1024
+
+
 def compile_schema(schema: Mapping[str, Any], where: str) -> Any:
     """A validator for ``schema`` (its own draft, Draft 2020-12 by default), checked first."""
     jsonschema = _lib()
     _refuse_remote_refs(schema, where)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
-        cls.check_schema(schema)
+        key = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):
+        key = None  # not plain JSON (a schema given as Python objects): always checked
+    try:
+        if key is None or key not in _checked_schemas:
+            cls.check_schema(schema)
+            if key is not None and len(_checked_schemas) < _CHECKED_LIMIT:
+                _checked_schemas.add(key)
     except jsonschema.SchemaError as error:
         path = _json_path(where, error.absolute_path)
         raise InvalidTwine(
