@@ -201,3 +201,34 @@ def test_the_server_warms_for_a_hint_once_per_file_version_after_forking(
     os.utime(hint, ns=(1, 1))  # a new version of the file: prepared again
     warmed()
     assert warmed() == [str(hint), str(hint)]
+
+
+def test_a_hung_server_is_replaced_and_the_job_still_forked(
+    entry_module: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _answer(_forked(entry_module), {})
+    (hung,) = forkserver.server_pids()
+    os.kill(hung, signal.SIGSTOP)  # it takes the request but never forks
+    monkeypatch.setattr(forkserver, "REPLY_SECONDS", 1.0)
+    try:
+        answer = _answer(_forked(entry_module), {})
+    finally:
+        os.kill(hung, signal.SIGKILL)
+    assert answer["ppid"] != hung and forkserver.server_pids() == [answer["ppid"]]
+
+
+def test_a_server_that_cannot_start_means_the_job_is_spawned(
+    entry_module: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = entry_module / "broken"
+    broken.mkdir()
+    (broken / "sitecustomize.py").write_text(
+        "import os\n"
+        "if b'assay.jobs.forkserver' in open('/proc/self/cmdline', 'rb').read():\n"
+        "    os._exit(1)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(broken), os.environ["PYTHONPATH"]]))
+    assert forkserver.fork_worker(ENTRY, str(entry_module), "job") is None  # tried twice
+    assert "starting a fresh interpreter instead" in caplog.text
+    spawned = _answer(WorkerProcess(ENTRY, False, str(entry_module), "job"), {})
+    assert spawned["ppid"] == os.getpid()
