@@ -422,8 +422,7 @@ def _child(request: dict[str, Any], fds: list[int], inherited: list[int]) -> Non
             os.dup2(fd, target)
             os.close(fd)
         os.close(fds[3])
-        os.environ.clear()
-        os.environ.update(request["environment"])
+        _take_environment(request["environment"])
         if request.get("cwd"):
             os.chdir(request["cwd"])
         sys.path.insert(0, os.getcwd())  # what ``python -m`` puts first
@@ -441,6 +440,15 @@ def _child(request: dict[str, Any], fds: list[int], inherited: list[int]) -> Non
         traceback.print_exc()  # fd 2 is the job's stderr: the supervisor's tail shows it
     finally:
         os._exit(code)
+
+
+def _take_environment(environment: dict[str, str]) -> None:
+    """Make ``os.environ`` (and the C environment) the asker's, touching only what differs."""
+    for name in [name for name in os.environ if name not in environment]:
+        del os.environ[name]
+    for name, value in environment.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 def _reseed() -> None:
