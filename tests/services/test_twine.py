@@ -203,17 +203,22 @@ def test_integers_are_valid_exactly_when_not_negative(n: int) -> None:
             twine.validate_input_values({"n": n})
 
 
-def test_a_schema_checked_once_is_not_checked_again_and_a_bad_one_always_is() -> None:
-    """The metaschema check is remembered by schema content (a fork server's children inherit
-    it): the same schema compiles without it, an edited (bad) one is still refused."""
-    from assay.services import twine as twine_module
+def test_a_twine_file_is_loaded_once_while_unchanged(tmp_path: Path) -> None:
+    """``load_twine`` (the asker's twines, and those a fork server prepares for its children)
+    keeps a loaded twine while the file's mtime and size are unchanged; an edit is loaded, and a
+    bad edit refused."""
+    from assay.services.twine import load_twine
 
-    schema = {"type": "object", "properties": {"remembered": {"type": "integer"}}}
-    key = json.dumps(schema, sort_keys=True)
-    twine_module._checked_schemas.discard(key)
-    Twine({"input_values_schema": schema})
-    assert key in twine_module._checked_schemas
-    Twine({"input_values_schema": dict(schema)}).validate_input_values({"remembered": 1})
+    path = tmp_path / "twine.json"
+    path.write_text(json.dumps({"input_values_schema": {"type": "object"}}))
+    first = load_twine(path)
+    assert load_twine(path) is first
+    path.write_text(json.dumps({"input_values_schema": {"type": "integer"}}))
+    second = load_twine(path)
+    assert second is not first and second.raw["input_values_schema"] == {"type": "integer"}
+    path.write_text(json.dumps({"input_values_schema": {"type": 5}}))
     with pytest.raises(InvalidTwine, match="not a valid JSON Schema"):
-        Twine({"input_values_schema": {**schema, "type": 5}})
-    assert json.dumps({**schema, "type": 5}, sort_keys=True) not in twine_module._checked_schemas
+        load_twine(path)
+    path.unlink()
+    with pytest.raises(InvalidTwine, match="no twine file at"):
+        load_twine(path)

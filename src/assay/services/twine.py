@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -148,27 +149,13 @@ def _metaschema_uris() -> set[str]:
     return {urldefrag(uri)[0].rstrip("#") for uri in jsonschema_specifications.REGISTRY}
 
 
-#: Strand schemas (canonical JSON) that passed their metaschema check in this process. The check
-#: is a pure function of the schema, and the costliest part of loading a twine: a fork server
-#: that loaded a service's twine once spares its children the check (``answer.warm_for``).
-_checked_schemas: set[str] = set()
-_CHECKED_LIMIT = 1024
-
-
 def compile_schema(schema: Mapping[str, Any], where: str) -> Any:
     """A validator for ``schema`` (its own draft, Draft 2020-12 by default), checked first."""
     jsonschema = _lib()
     _refuse_remote_refs(schema, where)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
-        key = json.dumps(schema, sort_keys=True)
-    except (TypeError, ValueError):
-        key = None  # not plain JSON (a schema given as Python objects): always checked
-    try:
-        if key is None or key not in _checked_schemas:
-            cls.check_schema(schema)
-            if key is not None and len(_checked_schemas) < _CHECKED_LIMIT:
-                _checked_schemas.add(key)
+        cls.check_schema(schema)
     except jsonschema.SchemaError as error:
         path = _json_path(where, error.absolute_path)
         raise InvalidTwine(
@@ -510,6 +497,29 @@ def _twine_validator() -> Any:
             )
         )
     return _twine_validator_cache[0]
+
+
+_loaded: dict[Path, tuple[tuple[int, int], Twine]] = {}
+_loaded_lock = threading.Lock()
+
+
+def load_twine(path: Path) -> Twine:
+    """The twine file at ``path``, loaded once while the file is unchanged (its mtime and size):
+    an asker loads a service's twine once, and a fork server's children inherit the twines it
+    loaded (``answer.warm_for``)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return Twine(path)  # raises InvalidTwine naming the missing file
+    version = (stat.st_mtime_ns, stat.st_size)
+    with _loaded_lock:
+        cached = _loaded.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+    twine = Twine(path)
+    with _loaded_lock:
+        _loaded[path] = (version, twine)
+    return twine
 
 
 def _load(source: Any) -> tuple[dict[str, Any], str | None]:
