@@ -272,7 +272,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Target: {report['target']}: {'met' if report['target_met'] else 'NOT met'}.",
         "",
         f"Load average (1 min) before / after: {report['machine']['load_average_before'][0]} / "
-        f"{report['machine']['load_average_after'][0]} on {report['machine']['cpus']} CPUs.",
+        f"{report['machine']['load_average_after'][0]} on {report['machine']['cpus']} CPUs (a shared "
+        "machine: other work ran meanwhile, and every figure moves with it).",
         "",
     ]
     return "\n".join(lines)
