@@ -146,7 +146,10 @@ def test_the_server_command_line_is_checked() -> None:
     import sys
 
     usage = subprocess.run(
-        [sys.executable, "-m", "assay.jobs.forkserver"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "assay.jobs.forkserver_main"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert usage.returncode == 2 and "usage" in usage.stderr
 

@@ -340,8 +340,9 @@ def _worker(value: Any, label: str) -> dict[str, Any]:
         raise InvalidServiceConfig(f"{label}.worker: expected a mapping, got {value!r}")
     unknown = sorted(set(value) - WORKER_KEYS)
     if unknown:
+        known = ", ".join(sorted(WORKER_KEYS))
         raise InvalidServiceConfig(
-            f"{label}.worker: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(WORKER_KEYS))})"
+            f"{label}.worker: unknown key {unknown[0]!r} (known keys: {known})"
         )
     preload = value.get("preload") or []
     if not isinstance(preload, list) or not all(
