@@ -201,3 +201,24 @@ def test_integers_are_valid_exactly_when_not_negative(n: int) -> None:
     else:
         with pytest.raises(InvalidStrand, match=f"input_values.n: {n} is less than"):
             twine.validate_input_values({"n": n})
+
+
+def test_a_twine_file_is_loaded_once_while_unchanged(tmp_path: Path) -> None:
+    """``load_twine`` (the asker's twines, and those a fork server prepares for its children)
+    keeps a loaded twine while the file's mtime and size are unchanged; an edit is loaded, and a
+    bad edit refused."""
+    from assay.services.twine import load_twine
+
+    path = tmp_path / "twine.json"
+    path.write_text(json.dumps({"input_values_schema": {"type": "object"}}))
+    first = load_twine(path)
+    assert load_twine(path) is first
+    path.write_text(json.dumps({"input_values_schema": {"type": "integer"}}))
+    second = load_twine(path)
+    assert second is not first and second.raw["input_values_schema"] == {"type": "integer"}
+    path.write_text(json.dumps({"input_values_schema": {"type": 5}}))
+    with pytest.raises(InvalidTwine, match="not a valid JSON Schema"):
+        load_twine(path)
+    path.unlink()
+    with pytest.raises(InvalidTwine, match="no twine file at"):
+        load_twine(path)

@@ -7,6 +7,9 @@ threads, so a worker printing megabytes can neither fill a pipe and stall nor gr
 process's memory: events pass through a bounded queue, and a slow consumer slows the worker
 down instead.
 
+A one-task worker may instead be forked by a fork server (``assay.jobs.forkserver``): the same
+pipes, its own process group, its exit status told by the server; it is watched the same way.
+
 ``WorkerPool`` keeps idle pool workers (``--serve``) by an opaque key whose first element is
 the key's *family* (say, a service folder): a worker is reused only after a clean result; one
 that crashed, hung, timed out, was stopped or whose task raised is killed; acquiring a new key
@@ -43,11 +46,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from assay.core.errors import InvalidTransition
 from assay.jobs import wire
 from assay.jobs.recorder import JobRecorder
+
+if TYPE_CHECKING:
+    from assay.jobs.forkserver import ForkedChild
 
 _EOF = object()
 _QUEUE_SIZE = 10_000
@@ -61,13 +67,22 @@ class WorkerProcess:
     """A worker process and the two threads reading its stdout (events) and stderr (a tail).
 
     A one-task worker (``reusable=False``) is told its task and exits after answering; a pool
-    worker (``reusable=True``, ``--serve``) answers tasks one after another.
+    worker (``reusable=True``, ``--serve``) answers tasks one after another. ``forked``: a
+    one-task worker a fork server started already (``assay.jobs.forkserver``), watched the same
+    way as one started here.
     """
 
-    def __init__(self, entry: str, reusable: bool, cwd: str | None, job_id: str = "") -> None:
+    def __init__(
+        self,
+        entry: str,
+        reusable: bool,
+        cwd: str | None,
+        job_id: str = "",
+        forked: ForkedChild | None = None,
+    ) -> None:
         self.reusable = reusable
         arguments = [entry, "--serve"] if reusable else [entry, job_id]
-        self.process = subprocess.Popen(
+        self.process: subprocess.Popen[bytes] | ForkedChild = forked or subprocess.Popen(
             [sys.executable, "-m", "assay.jobs.worker", *arguments],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -172,11 +187,14 @@ class WorkerProcess:
                 return  # already gone
 
     def reap(self) -> int | None:
+        """The exit status; None when it is unknown (the fork server that started the worker
+        died before it could say)."""
         try:
-            return self.process.wait(timeout=_REAP_SECONDS)
+            code = self.process.wait(timeout=_REAP_SECONDS)
         except subprocess.TimeoutExpired:
             self.kill()
-            return self.process.wait()
+            code = self.process.wait()
+        return None if getattr(self.process, "status_lost", False) else code
 
     def close(self) -> None:
         """Kill, reap and stop reading."""
@@ -190,6 +208,9 @@ class WorkerProcess:
                     stream.close()
             except OSError:
                 continue  # closing a broken pipe: nothing left to release
+        release = getattr(self.process, "release", None)
+        if release is not None:
+            release()  # a forked worker's reply socket
 
     def close_later(self) -> None:
         """Kill now; reap and join the readers on a thread (an answer need not wait for it)."""
@@ -304,11 +325,14 @@ def supervise(
     timeout: float | None,
     max_silence: float,
     stop_event: threading.Event,
+    started: float | None = None,
 ) -> Any:
     """Pass the worker's events to ``task`` until it is ``Done``; raise what ``task`` says when
-    the worker times out, goes silent, exits or is stopped (it is killed first)."""
+    the worker times out, goes silent, exits or is stopped (it is killed first). ``started``:
+    when the job's ``timeout`` began (``time.monotonic()``; default now), for a job that waited
+    before its worker started (for a fork server's imports)."""
     try:
-        return _loop(worker, task, recorder, timeout, max_silence, stop_event)
+        return _loop(worker, task, recorder, timeout, max_silence, stop_event, started)
     except InvalidTransition as lost:
         # Another process ended the job first (a stop before it ran, reconciliation): its
         # outcome stands; the worker's work is not wanted any more.
@@ -323,9 +347,10 @@ def _loop(
     timeout: float | None,
     max_silence: float,
     stop_event: threading.Event,
+    clock: float | None,
 ) -> Any:
     started = time.monotonic()
-    deadline = started + timeout if timeout is not None else None
+    deadline = (clock or started) + timeout if timeout is not None else None
     last_heard = started
     next_poll = started + POLL_SECONDS
     # Until the worker has started (its imports can take seconds on a busy machine), allow more

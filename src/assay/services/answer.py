@@ -23,8 +23,11 @@ def _runner(question: dict[str, Any], cache: dict[str, Any] | None) -> Any:
     from assay.services.config import ServiceConfig
     from assay.services.runner import Runner
 
-    if cache is None:
-        return Runner.from_config(ServiceConfig.from_primitive(question["service"]))
+    if cache is None:  # a fresh process; forked, it may have the server's twine (warm_for)
+        from assay.services.twine import load_twine
+
+        config = ServiceConfig.from_primitive(question["service"])
+        return Runner.from_config(config, twine=load_twine(config.twine_path))
     key = json.dumps(question["service"], sort_keys=True, default=str)
     cached = cache.get(key)
     if cached is None:
@@ -89,8 +92,20 @@ def _has_local_datasets(manifest: Any) -> bool:
 
 
 def warm_up() -> None:
-    """Import what a question needs before it arrives (a pool worker)."""
+    """Import what a question needs before it arrives (a pool worker, a fork server)."""
     import assay.services.runner  # noqa: F401
     from assay.services import twine
 
     twine._lib()
+    twine._twine_validator()
+
+
+def warm_for(twine_path: str) -> None:
+    """In a fork server, after a question to a service: load its twine (``twine.load_twine``),
+    so that its children find it compiled rather than each loading and checking it (a changed
+    file is loaded again). The app is not imported."""
+    from pathlib import Path
+
+    from assay.services.twine import load_twine
+
+    load_twine(Path(twine_path))

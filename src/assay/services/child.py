@@ -31,7 +31,6 @@ import threading
 import time
 import uuid as uuid_module
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from assay.bundles.manifest_download import install_downloader
@@ -46,7 +45,7 @@ from assay.core.manifest import Manifest, local_files_refused
 from assay.services import registry
 from assay.services.config import LOCAL_SRUID, ServiceConfig, parse_sruid
 from assay.services.context import current_question, to_manifest
-from assay.services.twine import Twine
+from assay.services.twine import Twine, load_twine
 
 install_downloader()  # manifests handed to apps and askers can download their datasets
 logger = logging.getLogger(__name__)
@@ -58,8 +57,6 @@ _UNKNOWN_GRACE = 1.0
 BACKENDS = ("local", "http")
 _LOCAL_BACKEND_KEYS = frozenset({"name", "path"})
 
-_twines: dict[Path, tuple[int, Twine]] = {}
-_twines_lock = threading.Lock()
 #: Asynchronous questions of this process: uuid -> (future, time it was done or None). An entry
 #: goes when its answer is fetched, or ``FUTURE_TTL`` seconds after it is done (the answer
 #: stays in the catalog), so a long-running process does not keep every answer.
@@ -68,22 +65,6 @@ _futures_lock = threading.Lock()
 FUTURE_TTL = 300.0
 _reconciled = False
 _reconcile_lock = threading.Lock()
-
-
-def _twine(path: Path) -> Twine:
-    """The service's twine, loaded once while the file is unchanged."""
-    try:
-        mtime = path.stat().st_mtime_ns
-    except OSError:
-        return Twine(path)  # raises InvalidTwine naming the missing file
-    with _twines_lock:
-        cached = _twines.get(path)
-        if cached is not None and cached[0] == mtime:
-            return cached[1]
-    twine = Twine(path)
-    with _twines_lock:
-        _twines[path] = (mtime, twine)
-    return twine
 
 
 def check_backend(backend: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -198,7 +179,7 @@ class Child:
                 log_errors=log_errors,
             )
         service = self.service()
-        twine = _twine(service.twine_path)
+        twine = load_twine(service.twine_path)
         twine.validate_input_values(input_values)
         manifest = to_manifest(input_manifest, "input_manifest")
         if manifest is not None and not allow_local_files:
@@ -432,7 +413,7 @@ class _Attempts:
             # (with the outcome, for a quick question: one transaction).
             write=started is not None and retry == 0,
         )
-        local.start()
+        local.start(self.timeout)
         if started is not None:
             started.set()
         return local.wait(self.timeout, self.maximum_heartbeat_interval)

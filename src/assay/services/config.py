@@ -14,6 +14,7 @@ service whatever its tag. ``assay.yaml`` lists services::
         children:
           - {key: elevation, id: examples/elevation:0.1.0, backend: {name: local, path: ../elevation}}
         output_location: assay://results
+        worker: {preload: [pandas], fresh_interpreter: false}   # how questions' processes start
 
 Unknown keys are errors naming the key (a typo must not be silently ignored). Relative paths
 are relative to the folder of the file they are written in. Octue's ``app_configuration_path``
@@ -58,8 +59,10 @@ SERVICE_KEYS = frozenset(
         "output_location",
         "app_configuration_path",
         "dockerfile_path",  # Octue's; accepted so an octue.yaml ports, not used here
+        "worker",
     }
 )
+WORKER_KEYS = frozenset({"preload", "fresh_interpreter"})
 APP_CONFIGURATION_KEYS = frozenset(
     {"configuration_values", "configuration_manifest", "children", "output_location"}
 )
@@ -127,6 +130,10 @@ class ServiceConfig:
     description: str = ""
     source: Path | None = None  # the config file
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Modules the fork server imports once for this service's questions (``worker.preload``).
+    preload: tuple[str, ...] = ()
+    #: Each question in a freshly started interpreter, never a fork (``worker.fresh_interpreter``).
+    fresh_interpreter: bool = False
 
     @property
     def sruid(self) -> str:
@@ -154,6 +161,7 @@ class ServiceConfig:
             "output_location": self.output_location,
             "description": self.description,
             "source": str(self.source) if self.source else None,
+            "worker": {"preload": list(self.preload), "fresh_interpreter": self.fresh_interpreter},
         }
 
     @classmethod
@@ -176,6 +184,7 @@ class ServiceConfig:
             output_location=data.get("output_location"),
             description=data.get("description") or "",
             source=Path(data["source"]) if data.get("source") else None,
+            **_worker(data.get("worker"), "worker question"),
         )
 
 
@@ -319,7 +328,34 @@ def _service(entry: Any, where: str, source: Path) -> ServiceConfig:
         output_location=output_location,
         description=description,
         source=source,
+        **_worker(entry.get("worker"), label),
     )
+
+
+def _worker(value: Any, label: str) -> dict[str, Any]:
+    """``worker: {preload: [module, ...], fresh_interpreter: bool}`` as ServiceConfig fields."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidServiceConfig(f"{label}.worker: expected a mapping, got {value!r}")
+    unknown = sorted(set(value) - WORKER_KEYS)
+    if unknown:
+        known = ", ".join(sorted(WORKER_KEYS))
+        raise InvalidServiceConfig(
+            f"{label}.worker: unknown key {unknown[0]!r} (known keys: {known})"
+        )
+    preload = value.get("preload") or []
+    if not isinstance(preload, list) or not all(
+        isinstance(name, str) and re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", name)
+        for name in preload
+    ):
+        raise InvalidServiceConfig(
+            f"{label}.worker.preload: expected a list of module names, got {preload!r}"
+        )
+    fresh = value.get("fresh_interpreter", False)
+    if not isinstance(fresh, bool):
+        raise InvalidServiceConfig(f"{label}.worker.fresh_interpreter: expected true or false")
+    return {"preload": tuple(preload), "fresh_interpreter": fresh}
 
 
 def _resolve(directory: Path, relative: str | None) -> Path:

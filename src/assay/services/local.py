@@ -39,6 +39,7 @@ from assay.core.errors import (
     QuestionTimeout,
 )
 from assay.jobs._json import cap_text
+from assay.jobs.forkserver import fork_worker
 from assay.jobs.payloads import exception_payload
 from assay.jobs.recorder import JobRecorder
 from assay.jobs.supervisor import Done, WorkerPool, WorkerProcess, supervise
@@ -124,6 +125,7 @@ class LocalQuestion:
         self._reuse = False
         self._delivered = False
         self._stop = threading.Event()
+        self._clock: float | None = None  # when start() began: the question's timeout counts
         self._details: dict[str, Any] = {}
         self._details_written: str | None = None  # the details as the side row holds them
 
@@ -171,7 +173,10 @@ class LocalQuestion:
         )
 
     # -- starting ---------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, timeout: float | None = None) -> None:
+        """Start the worker; ``timeout`` (the question's) bounds a wait for a fork server's
+        imports and counts from now."""
+        self._clock = time.monotonic()
         with _running_lock:
             _running[self.question_uuid] = self
         folder = str(self.service.directory)
@@ -183,8 +188,18 @@ class LocalQuestion:
                 self._key = pool_key(self.service)
                 task = {**task, "environment": dict(os.environ), "cwd": folder}
                 worker = _pool.acquire(self._key, folder)
-            else:
-                worker = WorkerProcess(ENTRY, False, folder, self.question_uuid)
+            else:  # a fresh process: forked by a fork server where it may be, else spawned
+                forked = None
+                if not self.service.fresh_interpreter:
+                    forked = fork_worker(
+                        ENTRY,
+                        folder,
+                        self.question_uuid,
+                        self.service.preload,
+                        timeout,
+                        hint=str(self.service.twine_path),
+                    )
+                worker = WorkerProcess(ENTRY, False, folder, self.question_uuid, forked=forked)
         except Exception as error:  # no worker could be started (or the app folder is gone)
             with _running_lock:
                 _running.pop(self.question_uuid, None)
@@ -218,6 +233,7 @@ class LocalQuestion:
                 timeout=timeout,
                 max_silence=maximum_heartbeat_interval,
                 stop_event=self._stop,
+                started=self._clock,
             )
             return answer
         finally:
@@ -418,7 +434,9 @@ class LocalQuestion:
         }
 
     def _exit_message(self, code: int | None, tail: str) -> str:
-        if code is not None and code < 0:
+        if code is None:
+            how = "ended (how is unknown: the fork server that started it died first)"
+        elif code < 0:
             try:
                 how = f"was killed by signal {signal.Signals(-code).name}"
             except ValueError:

@@ -101,16 +101,20 @@ class Runner:
 
     @classmethod
     def from_config(
-        cls, config: ServiceConfig | str | os.PathLike[str], service: str | None = None
+        cls,
+        config: ServiceConfig | str | os.PathLike[str],
+        service: str | None = None,
+        twine: Twine | None = None,
     ) -> Runner:
-        """A Runner for a service in an ``assay.yaml`` (a file, its folder, or a parsed one)."""
+        """A Runner for a service in an ``assay.yaml`` (a file, its folder, or a parsed one);
+        ``twine``: its twine loaded already (else the file is read)."""
         if not isinstance(config, ServiceConfig):
             path = Path(config)
             services = load_config(path)
             config = select_service(services, service, path)
         return cls(
             app_src=str(config.app_source_path),
-            twine=str(config.twine_path),
+            twine=twine if twine is not None else str(config.twine_path),
             configuration_values=config.configuration_values,
             configuration_manifest=config.configuration_manifest,
             configuration_manifest_base=config.configuration_manifest_base,

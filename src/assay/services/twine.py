@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -496,6 +497,29 @@ def _twine_validator() -> Any:
             )
         )
     return _twine_validator_cache[0]
+
+
+_loaded: dict[Path, tuple[tuple[int, int], Twine]] = {}
+_loaded_lock = threading.Lock()
+
+
+def load_twine(path: Path) -> Twine:
+    """The twine file at ``path``, loaded once while the file is unchanged (its mtime and size):
+    an asker loads a service's twine once, and a fork server's children inherit the twines it
+    loaded (``answer.warm_for``)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return Twine(path)  # raises InvalidTwine naming the missing file
+    version = (stat.st_mtime_ns, stat.st_size)
+    with _loaded_lock:
+        cached = _loaded.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+    twine = Twine(path)
+    with _loaded_lock:
+        _loaded[path] = (version, twine)
+    return twine
 
 
 def _load(source: Any) -> tuple[dict[str, Any], str | None]:
