@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -15,19 +16,25 @@ from assay.server import api_ocean, problems, ui, ui_jobs, ui_pages
 from assay.server.api_app import API_PREFIX, DEFAULT_MAX_UPLOAD_BYTES, api_router
 from assay.server.routers import health, pipelinejobs
 
+PUSH_UPLOADS_ENV = "ASSAY_SERVER_PUSH_UPLOADS"
+
 
 def create_app(
     settings: Settings | None = None,
     *,
     auth: bool = True,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    push_uploads: bool | None = None,
 ) -> FastAPI:
     """A new app over the workspace of ``settings`` (default: from the environment).
 
     At start it opens the workspace (migrating the catalog if needed) and settles what a
     previous server left half-done (``assay.pjobs.index_jobs.recover``). ``auth=False``
     (``--insecure-no-auth``) serves the REST API to anyone as the local user: the caller
-    must bind loopback only (``assay.server.api_auth.check_bind``).
+    must bind loopback only (``assay.server.api_auth.check_bind``). ``push_uploads``
+    (``--push-uploads``; default: ``ASSAY_SERVER_PUSH_UPLOADS=1``, which is how uvicorn's
+    worker processes get it) pushes a bundle committed through the API to its context's
+    remote, so other machines sharing the catalog can read its files.
     """
 
     @contextlib.asynccontextmanager
@@ -48,6 +55,9 @@ def create_app(
     app.state.auth = auth
     app.state.local_user = getpass.getuser()
     app.state.max_upload_bytes = max_upload_bytes
+    if push_uploads is None:
+        push_uploads = os.environ.get(PUSH_UPLOADS_ENV, "") == "1"
+    app.state.push_uploads = push_uploads
     problems.install(app)
     app.include_router(health.router)
     app.include_router(pipelinejobs.router)

@@ -24,6 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, default=None, help="serve on this listening socket")
     parser.add_argument("--insecure-no-auth", action="store_true")
     parser.add_argument("--max-upload-bytes", type=int, default=DEFAULT_MAX_UPLOAD_BYTES)
+    parser.add_argument("--push-uploads", action="store_true")
+    parser.add_argument("--forwarded-allow-ips", default=None)
     args = parser.parse_args(argv)
     host = args.host
     # socket(fileno=...) reads the socket's real family (uvicorn's own --fd assumes AF_UNIX,
@@ -36,12 +38,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_bind(host, auth=not args.insecure_no_auth)
         from assay.server.app import create_app
 
-        app = create_app(auth=not args.insecure_no_auth, max_upload_bytes=args.max_upload_bytes)
+        app = create_app(
+            auth=not args.insecure_no_auth,
+            max_upload_bytes=args.max_upload_bytes,
+            push_uploads=args.push_uploads,
+        )
     except AssayError as err:
         sys.stderr.write(f"error: {err.message}\n")
         return err.exit_code
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", access_log=False
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
     uvicorn.Server(config).run(sockets=[listener] if listener is not None else None)
     return 0
