@@ -1,0 +1,52 @@
+"""Behind a reverse proxy: X-Forwarded-Proto/-For from a trusted proxy address make the app
+see the client's scheme (the UI's login cookie is then ``Secure``); from an address not in
+``--forwarded-allow-ips`` they are ignored. Through a real uvicorn, as ``assay serve`` runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from server_helpers import ApiServer, running_server
+
+from assay.bundles.workspace import close_workspaces
+
+FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+
+
+@pytest.fixture
+def server_trusting(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiServer]:
+    extra = ["--forwarded-allow-ips", request.param] if request.param else []
+    with running_server(tmp_path / "home", None, extra) as server:
+        yield server
+    close_workspaces()
+
+
+def _login(server: ApiServer, headers: dict[str, str]) -> str:
+    with server.client() as client:
+        answer = client.post(
+            "/ui/login",
+            content=f"token={server.reader}&next=/ui/",
+            headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
+        )
+    assert answer.status_code == 303, answer.text
+    return answer.headers["set-cookie"].lower()
+
+
+@pytest.mark.parametrize("server_trusting", [None], indirect=True)  # default: 127.0.0.1
+def test_a_trusted_proxys_forwarded_scheme_makes_the_cookie_secure(
+    server_trusting: ApiServer,
+) -> None:
+    assert "secure" in _login(server_trusting, FORWARDED)
+    assert "secure" not in _login(server_trusting, {})  # plain http on loopback
+    with server_trusting.client(server_trusting.reader) as client:  # the API still answers
+        assert client.get("/api/v1/whoami", headers=FORWARDED).json()["user"] == "bob"
+
+
+@pytest.mark.parametrize("server_trusting", ["10.9.8.7"], indirect=True)
+def test_forwarded_headers_from_an_untrusted_address_are_ignored(
+    server_trusting: ApiServer,
+) -> None:
+    assert "secure" not in _login(server_trusting, FORWARDED)
