@@ -75,9 +75,8 @@ def serve(
             forwarded_allow_ips=forwarded_allow_ips,
         )
     else:  # uvicorn starts each worker from an import string; options travel in the env
-        from assay.server.app import PUSH_UPLOADS_ENV
-
-        os.environ[PUSH_UPLOADS_ENV] = "1" if push_uploads else "0"
+        # read by assay.server.app.create_app (the cli does not import the server's modules)
+        os.environ["ASSAY_SERVER_PUSH_UPLOADS"] = "1" if push_uploads else "0"
         uvicorn.run(
             "assay.server:create_app",
             factory=True,
