@@ -16,14 +16,16 @@ from assay.server import api_ocean, problems, ui, ui_jobs, ui_pages
 from assay.server.api_app import API_PREFIX, DEFAULT_MAX_UPLOAD_BYTES, api_router
 from assay.server.routers import health, pipelinejobs
 
+#: Options of ``create_app`` for uvicorn's worker processes (made from an import string).
 PUSH_UPLOADS_ENV = "ASSAY_SERVER_PUSH_UPLOADS"
+MAX_UPLOAD_ENV = "ASSAY_SERVER_MAX_UPLOAD_BYTES"
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     auth: bool = True,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_upload_bytes: int | None = None,
     push_uploads: bool | None = None,
 ) -> FastAPI:
     """A new app over the workspace of ``settings`` (default: from the environment).
@@ -54,6 +56,8 @@ def create_app(
     )
     app.state.auth = auth
     app.state.local_user = getpass.getuser()
+    if max_upload_bytes is None:
+        max_upload_bytes = int(os.environ.get(MAX_UPLOAD_ENV) or DEFAULT_MAX_UPLOAD_BYTES)
     app.state.max_upload_bytes = max_upload_bytes
     if push_uploads is None:
         push_uploads = os.environ.get(PUSH_UPLOADS_ENV, "") == "1"

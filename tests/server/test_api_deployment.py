@@ -50,3 +50,34 @@ def test_forwarded_headers_from_an_untrusted_address_are_ignored(
     server_trusting: ApiServer,
 ) -> None:
     assert "secure" not in _login(server_trusting, FORWARDED)
+
+
+def test_several_worker_processes_serve_one_catalog(tmp_path: Path) -> None:
+    """``--workers 2``: uvicorn's supervisor starts two processes that make the app from its
+    import string; together they answer, and the whole server stops on SIGTERM."""
+    with running_server(tmp_path / "home", None, ["--workers", "2"]) as server:
+        with server.client(server.writer) as client:
+            assert client.post("/api/v1/contexts", json={"name": "multi"}).status_code == 201
+            for i in range(20):  # a new connection each: the kernel spreads them
+                with server.client(server.writer) as fresh:
+                    made = fresh.post(
+                        "/api/v1/contexts/multi/bundles", params={"name": f"b{i}"}, json=i
+                    )
+                    assert made.status_code == 201, made.text
+            listed = client.get("/api/v1/contexts/multi/bundles", params={"limit": 100}).json()
+        assert len(listed["items"]) == 20
+        children = _children(server.process.pid)
+        workers = [pid for pid in children if b"spawn_main" in _cmdline(pid)]
+        assert len(workers) == 2
+    assert server.process.returncode == 0
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    close_workspaces()
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(x) for x in text.split()]
+
+
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
