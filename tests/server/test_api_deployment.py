@@ -1,16 +1,21 @@
-"""Behind a reverse proxy: X-Forwarded-Proto/-For from a trusted proxy address make the app
-see the client's scheme (the UI's login cookie is then ``Secure``); from an address not in
-``--forwarded-allow-ips`` they are ignored. Through a real uvicorn, as ``assay serve`` runs it.
+"""How the server is deployed, through a real uvicorn as ``assay serve`` runs it: behind a
+reverse proxy (X-Forwarded-Proto/-For from a trusted proxy address make the app see the
+client's scheme, so the UI's login cookie is ``Secure``; from an address not in
+``--forwarded-allow-ips`` they are ignored), with several worker processes, and with the
+token cache off (revocation at once) or misconfigured (a clear error at start).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_helpers import ApiServer, running_server
+from server_helpers import ApiServer, running_server, server_env
 
+from assay.auth import tokens
 from assay.bundles.workspace import close_workspaces
 
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
@@ -72,6 +77,35 @@ def test_several_worker_processes_serve_one_catalog(tmp_path: Path) -> None:
     assert server.process.returncode == 0
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
     close_workspaces()
+
+
+def test_without_the_token_cache_a_revoked_token_fails_its_next_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSAY_SERVER_TOKEN_CACHE_SECONDS", "0")
+    with running_server(tmp_path / "home", None) as server:
+        record, token = tokens.create_token("carol", ["read"], workspace=server.workspace)
+        with server.client(token) as client:
+            for _ in range(3):
+                assert client.get("/api/v1/whoami").status_code == 200
+            tokens.revoke_token(record.token_id, workspace=server.workspace)
+            answer = client.get("/api/v1/whoami")
+        assert answer.status_code == 401 and answer.json()["code"] == "token_revoked"
+    close_workspaces()
+
+
+def test_a_bad_token_cache_setting_stops_the_server_clearly(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "assay.server.serve_fd", "--port", "0"],
+        env={**server_env(tmp_path / "home", None), "ASSAY_SERVER_TOKEN_CACHE_SECONDS": "soon"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: ASSAY_SERVER_TOKEN_CACHE_SECONDS='soon' must be a number of seconds from 0 to 300"
+    )
 
 
 def _children(pid: int) -> list[int]:

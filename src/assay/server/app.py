@@ -14,6 +14,7 @@ from assay.core.settings import Settings
 from assay.pjobs.index_jobs import recover
 from assay.server import api_ocean, problems, ui, ui_jobs, ui_pages
 from assay.server.api_app import API_PREFIX, DEFAULT_MAX_UPLOAD_BYTES, api_router
+from assay.server.api_auth import TokenCache
 from assay.server.routers import health, pipelinejobs
 
 #: Options of ``create_app`` for uvicorn's worker processes (made from an import string).
@@ -62,6 +63,7 @@ def create_app(
     if push_uploads is None:
         push_uploads = os.environ.get(PUSH_UPLOADS_ENV, "") == "1"
     app.state.push_uploads = push_uploads
+    app.state.token_cache = TokenCache.from_env()
     problems.install(app)
     app.include_router(health.router)
     app.include_router(pipelinejobs.router)
