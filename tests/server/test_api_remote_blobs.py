@@ -12,23 +12,28 @@ the remote.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from blake3 import blake3
-from server_helpers import ApiServer, running_server
+from server_helpers import ApiServer
 
 from assay.bundles.workspace import close_workspaces
+from assay.core.settings import Settings
 from helpers import POSTGRES_ADMIN_URL, skip_or_fail, temporary_postgres_database
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "remotes"))
 from remote_helpers import (
     Remote,
+    free_port,
     make_bucket,
     remote_keys,
     start_moto,
@@ -59,28 +64,62 @@ def moto() -> Iterator[str]:
 def team(
     moto: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ApiServer, Remote, Path]]:
-    """The server (own home, PostgreSQL catalog, --push-uploads), the S3 remote, machine A."""
-    saved = dict(os.environ)
-    os.environ.update(AWS)  # the server process inherits the credentials, as in the docs
+    """The recipe of docs/server.md: machine A binds the team's context to the bucket; the
+    server host (its own home, the same PostgreSQL catalog) makes tokens and runs
+    ``assay serve --push-uploads``."""
     root = tmp_path_factory.mktemp("team")
     remote = Remote("s3", f"s3://{make_bucket(moto)}/assay", moto)
     try:
-        with (
-            temporary_postgres_database(POSTGRES_ADMIN_URL, "assay_team") as url,
-            running_server(root / "server-home", url, ["--push-uploads"]) as server,
-        ):
+        with temporary_postgres_database(POSTGRES_ADMIN_URL, "assay_team") as url:
             laptop = root / "laptop-a"
             laptop.mkdir()
             a = _machine(laptop / "home", url)
             cli(a, "context", "create", "lab")
             cli(a, "remote", "add", "lab", remote.url, "-c", "lab", "--endpoint-url", moto)
-            yield server, remote, laptop
+            with assay_serve(root / "server-home", url) as server:
+                yield server, remote, laptop
     except ConnectionError as exc:
         skip_or_fail(str(exc))
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
         close_workspaces()
+
+
+@contextlib.contextmanager
+def assay_serve(home: Path, url: str) -> Iterator[ApiServer]:
+    env = _machine(home, url)
+    made = {
+        user: json.loads(cli(env, "--json", "tokens", "create", "--user", user, "--scope", scope))[
+            "token"
+        ]
+        for user, scope in (("ada", "write"), ("bob", "read"))
+    }
+    port = free_port()
+    process = subprocess.Popen(
+        [ASSAY, "serve", "--host", "127.0.0.1", "--port", str(port), "--push-uploads"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # printed before uvicorn starts
+        assert first.startswith(f"Assay API: http://127.0.0.1:{port}/api/v1"), first
+        admin = process.stdout.readline().rsplit(" ", 1)[-1].strip()
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:  # uvicorn is listening once /health answers
+            assert process.poll() is None, "assay serve exited"
+            try:
+                if httpx.get(f"{base}/api/v1/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "assay serve did not start"
+                time.sleep(0.1)
+        settings = Settings(home=home, catalog_url=url)
+        yield ApiServer(base, home, settings, process, admin, made["ada"], made["bob"])  # type: ignore[arg-type]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def _machine(home: Path, catalog_url: str | None) -> dict[str, str]:
