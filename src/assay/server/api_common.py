@@ -18,7 +18,9 @@ from assay.core.records import BundleRecord, ContextInfo, FileEntry
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def workspace_of(request: Request) -> Workspace:
+async def workspace_of(request: Request) -> Workspace:
+    """The app's workspace (``async``: FastAPI runs a sync dependency on a thread, a hop per
+    request for a dictionary lookup)."""
     workspace: Workspace = request.app.state.workspace
     return workspace
 
