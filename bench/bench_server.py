@@ -114,12 +114,14 @@ def seed(url: str, count: int) -> list[str]:
     return uuids
 
 
-def start_server(home: Path, url: str, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    home: Path, url: str, workers: int = 1, env_extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(512)
     port = listener.getsockname()[1]
-    env = {**os.environ, "ASSAY_HOME": str(home), "ASSAY_CATALOG_URL": url}
+    env = {**os.environ, "ASSAY_HOME": str(home), "ASSAY_CATALOG_URL": url, **(env_extra or {})}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -333,6 +335,15 @@ def measure(
     }
     result["by_workers"] = {}
     try:
+        # The reference for the token cache, in the same run: search with it turned off.
+        process, base = start_server(home, url, 1, {"ASSAY_SERVER_TOKEN_CACHE_SECONDS": "0"})
+        try:
+            httpx.get(f"{base}/api/v1/health", timeout=60)
+            asyncio.run(load(base, token, search[:32], CLIENTS))
+            result["search_no_token_cache"] = timed_load(process.pid, base, token, search, CLIENTS)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
         for workers in worker_counts:
             process, base = start_server(home, url, workers)
             try:
@@ -486,6 +497,12 @@ def main() -> None:
                 f"{f['p50_ms']} | {f['p99_ms']} | {f['server_cpu_ms_per_request']} | {target} | "
                 f"{'' if met is None else ('yes' if met else 'NO')} |"
             )
+        f = r["search_no_token_cache"]
+        lines.append(
+            f"| {r['backend']} | {r['bundles']:,} | 1 | search by tag, token cache off "
+            f"(reference) | {f['rps']} | {f['p50_ms']} | {f['p99_ms']} | "
+            f"{f['server_cpu_ms_per_request']} |  |  |"
+        )
         f = r["lineage_100k_truncated"]
         lines.append(
             f"| {r['backend']} | {r['bundles']:,} | 1 | lineage, 100k graph, truncated "
