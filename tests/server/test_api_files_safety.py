@@ -173,3 +173,36 @@ def test_files_of_a_packed_bundle_are_served_verified(api: ApiServer) -> None:
             f"/api/v1/bundles/{uuid}/files/part-07.txt", headers={"Range": "bytes=2-5"}
         )
         assert part.status_code == 206 and part.content == files["part-07.txt"][2:6]
+
+
+def test_a_damaged_copy_of_a_packed_blob_is_made_again(api: ApiServer) -> None:
+    import io
+    import tarfile
+
+    files = {f"p{i:02d}.txt": f"packed {i}\n".encode() for i in range(20)}
+    body = io.BytesIO()
+    with tarfile.open(fileobj=body, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    context = f"packed-{uuid_module.uuid4().hex[:8]}"
+    with api.client(api.writer) as client:
+        assert client.post("/api/v1/contexts", json={"name": context}).status_code == 201
+        made = client.post(
+            f"/api/v1/contexts/{context}/bundles",
+            params={"name": "many"},
+            content=body.getvalue(),
+            headers={"Content-Type": "application/x-tar"},
+        )
+    uuid = made.json()["uuid"]
+    url = f"/api/v1/bundles/{uuid}/files/p03.txt"
+    with api.client(api.reader) as client:
+        assert client.get(url).content == files["p03.txt"]
+        blob_hash = client.get(url).headers["etag"].strip('"')
+        copy = api.home / "serving" / blob_hash[:2] / blob_hash[2:]
+        assert copy.exists()
+        os.chmod(copy, stat.S_IWUSR | stat.S_IRUSR)
+        copy.write_bytes(b"damaged" + files["p03.txt"][7:])  # same size, other bytes
+        again = client.get(url)
+    assert again.status_code == 200 and again.content == files["p03.txt"]
