@@ -28,6 +28,7 @@ from server_helpers import ApiServer
 
 from assay.bundles.workspace import close_workspaces
 from assay.core.settings import Settings
+from assay.store.blobstore import TEMP_SUFFIX
 from helpers import POSTGRES_ADMIN_URL, skip_or_fail, temporary_postgres_database
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "remotes"))
@@ -256,3 +257,32 @@ def test_the_server_and_a_machine_share_the_catalog_each_store_bound(
     for env in (_machine(server.home, server.settings.catalog_url), machine_a(server)):
         state = json.loads(cli(env, "--json", "doctor"))
         assert state["status"] == "bound", state
+
+
+def test_concurrent_first_reads_of_a_remote_blob_all_get_verified_bytes(
+    team: tuple[ApiServer, Remote, Path],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    server, _remote, laptop = team
+    data = os.urandom(8 * 1024 * 1024)
+    uuid = add_on_a(server, laptop, "popular", data)
+    blob_hash = blake3(data).hexdigest()
+    assert not server_has_blob(server, blob_hash)
+    ranges = [(i * 1_000_000, i * 1_000_000 + 999) for i in range(8)]
+
+    def read(span: tuple[int, int]) -> bytes:
+        with server.client(server.reader) as client:
+            answer = client.get(
+                f"/api/v1/bundles/{uuid}/files/popular",
+                headers={"Range": f"bytes={span[0]}-{span[1]}"},
+            )
+        assert answer.status_code == 206, answer.text
+        return answer.content
+
+    with ThreadPoolExecutor(8) as pool:
+        parts = list(pool.map(read, ranges))
+    assert parts == [data[a : b + 1] for a, b in ranges]
+    assert server_has_blob(server, blob_hash)
+    leftovers = [p for p in (server.home / "store").rglob("*") if p.name.endswith(TEMP_SUFFIX)]
+    assert leftovers == []
