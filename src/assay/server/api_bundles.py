@@ -24,6 +24,7 @@ from assay.server.api_common import (
     Json,
     bundle_by_uuid,
     bundle_json,
+    bundle_with_files,
     context_json,
     file_json,
     page_json,
@@ -104,8 +105,7 @@ def list_bundles(
 
 @router.get("/bundles/{uuid}", summary="One bundle (with its files)")
 def bundle_detail(uuid: str, _: Reader, workspace: Space) -> Json:
-    record = bundle_by_uuid(workspace, uuid)
-    files = operations.files_of(workspace, record)
+    record, files = bundle_with_files(workspace, uuid)
     return Json(
         {**bundle_json(record), "files": [file_json(f) for f in files], "data": record.data}
     )
@@ -126,8 +126,8 @@ def bundle_versions(
 
 @router.get("/bundles/{uuid}/files", summary="The files of a bundle")
 def bundle_files(uuid: str, _: Reader, workspace: Space) -> dict[str, Any]:
-    record = bundle_by_uuid(workspace, uuid)
-    return page_json([file_json(f) for f in operations.files_of(workspace, record)], None)
+    _record, files = bundle_with_files(workspace, uuid)
+    return page_json([file_json(f) for f in files], None)
 
 
 @router.get(
