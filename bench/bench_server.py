@@ -3,10 +3,12 @@
 Seeds a fresh catalog (rows written in bulk straight into the schema: seeding is not what is
 measured) with N bundles tagged ``batch`` (N/1000 per value) and linked into one lineage graph
 (bundle i is derived from bundle i // 2: a binary tree of N nodes). Starts the real server
-(``python -m assay.server.serve_fd``: uvicorn, one process) and measures with 16 concurrent
-clients (asyncio + httpx, a bounded number of requests each):
+(``python -m assay.server.serve_fd``: uvicorn, with 1 and then 2 worker processes by default)
+and measures with 16 concurrent clients (asyncio + httpx, a bounded number of requests each):
 
-- bundle search by tag, bundle detail, lineage (both directions, depth 5): requests/s, p50/p99;
+- bundle search by tag, bundle detail, lineage (both directions, depth 5): requests/s, p50/p99
+  and the server's CPU time per request (its processes' user + system time from /proc: on a
+  shared machine latency follows the load, CPU per request much less);
 - lineage of the whole 100k-node graph from its root (depth 100, max_nodes 500): truncated,
   p50/p99 (one client);
 - file download throughput (a 256 MiB file, warm cache) vs reading the same blob from disk in
@@ -14,6 +16,7 @@ clients (asyncio + httpx, a bounded number of requests each):
 - SSE: events/s delivered to 50 subscribers of one finished job with 2,000 events.
 
     .venv/bin/python bench/bench_server.py [--bundles 100000] [--requests 400] [--quick]
+                                           [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -111,19 +114,54 @@ def seed(url: str, count: int) -> list[str]:
     return uuids
 
 
-def start_server(home: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    home: Path, url: str, workers: int = 1, env_extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(512)
     port = listener.getsockname()[1]
-    env = {**os.environ, "ASSAY_HOME": str(home), "ASSAY_CATALOG_URL": url}
+    env = {**os.environ, "ASSAY_HOME": str(home), "ASSAY_CATALOG_URL": url, **(env_extra or {})}
     process = subprocess.Popen(
-        [sys.executable, "-m", "assay.server.serve_fd", "--fd", str(listener.fileno())],
+        [
+            sys.executable,
+            "-m",
+            "assay.server.serve_fd",
+            "--fd",
+            str(listener.fileno()),
+            "--workers",
+            str(workers),
+        ],
         env=env,
         pass_fds=[listener.fileno()],
     )
     listener.close()
     return process, f"http://127.0.0.1:{port}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants alive now (from /proc):
+    the server's own cost per request, which the machine's load does not inflate as much as
+    latency."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pending.extend(int(c) for c in children)
+    return total
+
+
+def timed_load(pid: int, base: str, token: str, paths: list[str], clients: int) -> dict[str, float]:
+    before = cpu_seconds(pid)
+    result = asyncio.run(load(base, token, paths, clients))
+    result["server_cpu_ms_per_request"] = round((cpu_seconds(pid) - before) * 1000 / len(paths), 2)
+    return result
 
 
 def figures(samples: list[float], seconds: float) -> dict[str, float]:
@@ -157,7 +195,7 @@ async def load(base: str, token: str, paths: list[str], clients: int) -> dict[st
     return figures(samples, time.perf_counter() - start)
 
 
-def download(base: str, token: str, path: str, blob: Path, size: int) -> dict[str, Any]:
+def download(base: str, token: str, path: str, blob: Path, size: int, pid: int) -> dict[str, Any]:
     """HTTP download GB/s vs reading the blob from disk (page cache warm in both).
 
     The HTTP client is curl when installed (a C client, so the figure is the server's), else
@@ -205,7 +243,9 @@ def download(base: str, token: str, path: str, blob: Path, size: int) -> dict[st
 
     disk()  # warm the page cache
     first = http()  # includes hashing the blob (then remembered as verified)
+    cpu_before = cpu_seconds(pid)
     later = [http() for _ in range(3)]
+    cpu_per_gib = (cpu_seconds(pid) - cpu_before) / (3 * size / (1 << 30))
     reference = [disk() for _ in range(3)]
     best_http, best_disk = max(later), max(reference)
     return {
@@ -216,6 +256,7 @@ def download(base: str, token: str, path: str, blob: Path, size: int) -> dict[st
         "http_gbps": round(best_http, 3),
         "ratio_to_disk": round(best_http / best_disk, 3),
         "first_ratio_to_disk": round(first / best_disk, 3),
+        "server_cpu_s_per_gib": round(cpu_per_gib, 3),
     }
 
 
@@ -246,7 +287,13 @@ async def sse(base: str, token: str, job_id: str, subscribers: int, events: int)
 
 
 def measure(
-    backend: str, url: str, home: Path, count: int, requests: int, quick: bool
+    backend: str,
+    url: str,
+    home: Path,
+    count: int,
+    requests: int,
+    quick: bool,
+    worker_counts: list[int],
 ) -> dict[str, Any]:
     settings = Settings(home=home, catalog_url=url)
     workspace = open_workspace(settings)
@@ -270,49 +317,72 @@ def measure(
     )
     store.fire(job_id, "finish", workspace=workspace)
     sse_events = len(store.list_events(job_id, workspace=workspace))
-    process, base = start_server(home, url)
     rng = random.Random(3)
+    search = [
+        f"/api/v1/contexts/bench/bundles?tag=batch={rng.randrange(BATCHES)}&limit=50"
+        for _ in range(requests)
+    ]
+    detail = [f"/api/v1/bundles/{rng.choice(uuids)}" for _ in range(requests)]
+    lineage = [
+        f"/api/v1/lineage?node=bundle:{rng.choice(uuids)}&direction=both&depth=5"
+        for _ in range(requests)
+    ]
+    root = [f"/api/v1/lineage?node=bundle:{uuids[0]}&direction=down&depth=100&max_nodes=500"] * 20
+    result: dict[str, Any] = {
+        "backend": backend,
+        "bundles": count,
+        "seed_seconds": round(seed_s, 1),
+    }
+    result["by_workers"] = {}
     try:
-        httpx.get(f"{base}/api/v1/health", timeout=60)
-        search = [
-            f"/api/v1/contexts/bench/bundles?tag=batch={rng.randrange(BATCHES)}&limit=50"
-            for _ in range(requests)
-        ]
-        detail = [f"/api/v1/bundles/{rng.choice(uuids)}" for _ in range(requests)]
-        lineage = [
-            f"/api/v1/lineage?node=bundle:{rng.choice(uuids)}&direction=both&depth=5"
-            for _ in range(requests)
-        ]
-        root = [
-            f"/api/v1/lineage?node=bundle:{uuids[0]}&direction=down&depth=100&max_nodes=500"
-        ] * 20
-        asyncio.run(load(base, token, search[:32], CLIENTS))  # warm-up
-        result: dict[str, Any] = {
-            "backend": backend,
-            "bundles": count,
-            "seed_seconds": round(seed_s, 1),
-        }
-        result["search"] = asyncio.run(load(base, token, search, CLIENTS))
-        result["detail"] = asyncio.run(load(base, token, detail, CLIENTS))
-        result["lineage_depth5"] = asyncio.run(load(base, token, lineage, CLIENTS))
-        result["lineage_100k_truncated"] = asyncio.run(load(base, token, root, 1))
-        check = httpx.get(
-            base + root[0], headers={"Authorization": f"Bearer {token}"}, timeout=60
-        ).json()
-        result["lineage_100k_truncated"].update(
-            {"truncated": check["truncated"], "nodes": len(check["nodes"]), "cut": check["cut"]}
-        )
-        result["download"] = download(
-            base,
-            token,
-            f"/api/v1/bundles/{record.uuid}/files/big.bin",
-            workspace.store.path_for(blob_hash),
-            size,
-        )
-        result["sse"] = asyncio.run(sse(base, token, job_id, 10 if quick else 50, sse_events))
+        # The reference for the token cache, in the same run: search with it turned off.
+        process, base = start_server(home, url, 1, {"ASSAY_SERVER_TOKEN_CACHE_SECONDS": "0"})
+        try:
+            httpx.get(f"{base}/api/v1/health", timeout=60)
+            asyncio.run(load(base, token, search[:32], CLIENTS))
+            result["search_no_token_cache"] = timed_load(process.pid, base, token, search, CLIENTS)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        for workers in worker_counts:
+            process, base = start_server(home, url, workers)
+            try:
+                httpx.get(f"{base}/api/v1/health", timeout=60)
+                asyncio.run(load(base, token, search[:32], CLIENTS))  # warm-up (every worker)
+                pid = process.pid
+                result["by_workers"][str(workers)] = {
+                    "search": timed_load(pid, base, token, search, CLIENTS),
+                    "detail": timed_load(pid, base, token, detail, CLIENTS),
+                    "lineage_depth5": timed_load(pid, base, token, lineage, CLIENTS),
+                }
+                if workers != worker_counts[0]:
+                    continue
+                result["lineage_100k_truncated"] = timed_load(pid, base, token, root, 1)
+                check = httpx.get(
+                    base + root[0], headers={"Authorization": f"Bearer {token}"}, timeout=60
+                ).json()
+                result["lineage_100k_truncated"].update(
+                    {
+                        "truncated": check["truncated"],
+                        "nodes": len(check["nodes"]),
+                        "cut": check["cut"],
+                    }
+                )
+                result["download"] = download(
+                    base,
+                    token,
+                    f"/api/v1/bundles/{record.uuid}/files/big.bin",
+                    workspace.store.path_for(blob_hash),
+                    size,
+                    pid,
+                )
+                result["sse"] = asyncio.run(
+                    sse(base, token, job_id, 10 if quick else 50, sse_events)
+                )
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
         close_workspaces()
     return result
 
@@ -337,7 +407,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--sqlite", action="store_true", help="also measure on SQLite")
     parser.add_argument("--quick", action="store_true", help="10,000 bundles, 100 requests")
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="server processes to measure the loaded routes with, comma-separated",
+    )
     args = parser.parse_args()
+    worker_counts = [int(w) for w in args.workers.split(",")]
     count, requests = (10_000, 100) if args.quick else (args.bundles, args.requests)
     random.seed(42)
     load_before = os.getloadavg()
@@ -348,7 +424,15 @@ def main() -> None:
             pg_url, (admin, name) = pg
             try:
                 results.append(
-                    measure("postgresql", pg_url, Path(tmp) / "pg", count, requests, args.quick)
+                    measure(
+                        "postgresql",
+                        pg_url,
+                        Path(tmp) / "pg",
+                        count,
+                        requests,
+                        args.quick,
+                        worker_counts,
+                    )
                 )
             finally:
                 with admin.connect() as conn:
@@ -357,7 +441,13 @@ def main() -> None:
             home = Path(tmp) / "sqlite"
             results.append(
                 measure(
-                    "sqlite", f"sqlite:///{home / 'catalog.db'}", home, count, requests, args.quick
+                    "sqlite",
+                    f"sqlite:///{home / 'catalog.db'}",
+                    home,
+                    count,
+                    requests,
+                    args.quick,
+                    worker_counts,
                 )
             )
     report = {
@@ -382,38 +472,56 @@ def main() -> None:
     lines = [
         f"Load average before/after: {report['load_average_before']} / "
         f"{report['load_average_after']} (2 cores shared with other work). "
-        f"{CLIENTS} concurrent clients on loopback, one uvicorn process.",
+        f"{CLIENTS} concurrent clients on loopback (an asyncio httpx client on the same "
+        "machine). Server CPU = user + system time of the server's processes per request "
+        "(less sensitive to the machine's load than latency).",
         "",
-        "| backend | bundles | route | req/s | p50 ms | p99 ms | target | met |",
-        "|---|---|---|---|---|---|---|---|",
+        "| backend | bundles | workers | route | req/s | p50 ms | p99 ms | server CPU ms/req "
+        "| target | met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        for key, label, target, met in (
-            ("search", "search by tag", "p99 < 50 ms", r["search"]["p99_ms"] < 50),
-            ("detail", "bundle detail", "", None),
-            ("lineage_depth5", "lineage depth 5", "", None),
-            (
-                "lineage_100k_truncated",
-                "lineage, 100k graph, truncated (1 client)",
-                "< 200 ms",
-                r["lineage_100k_truncated"]["p99_ms"] < 200,
-            ),
-        ):
-            f = r[key]
-            lines.append(
-                f"| {r['backend']} | {r['bundles']:,} | {label} | {f['rps']} | {f['p50_ms']} | "
-                f"{f['p99_ms']} | {target} | {'' if met is None else ('yes' if met else 'NO')} |"
+        rows = [
+            (workers, key, label, target, met)
+            for workers, by_route in r["by_workers"].items()
+            for key, label, target, met in (
+                ("search", "search by tag", "p99 < 50 ms", by_route["search"]["p99_ms"] < 50),
+                ("detail", "bundle detail", "", None),
+                ("lineage_depth5", "lineage depth 5", "", None),
             )
+        ]
+        for workers, key, label, target, met in rows:
+            f = r["by_workers"][workers][key]
+            lines.append(
+                f"| {r['backend']} | {r['bundles']:,} | {workers} | {label} | {f['rps']} | "
+                f"{f['p50_ms']} | {f['p99_ms']} | {f['server_cpu_ms_per_request']} | {target} | "
+                f"{'' if met is None else ('yes' if met else 'NO')} |"
+            )
+        f = r["search_no_token_cache"]
+        lines.append(
+            f"| {r['backend']} | {r['bundles']:,} | 1 | search by tag, token cache off "
+            f"(reference) | {f['rps']} | {f['p50_ms']} | {f['p99_ms']} | "
+            f"{f['server_cpu_ms_per_request']} |  |  |"
+        )
+        f = r["lineage_100k_truncated"]
+        lines.append(
+            f"| {r['backend']} | {r['bundles']:,} | 1 | lineage, 100k graph, truncated "
+            f"(1 client) | {f['rps']} | {f['p50_ms']} | {f['p99_ms']} | "
+            f"{f['server_cpu_ms_per_request']} | < 200 ms | "
+            f"{'yes' if f['p99_ms'] < 200 else 'NO'} |"
+        )
     lines += [
         "",
-        "| backend | download GB/s (later / first) | disk read GB/s | ratio | target | met |",
-        "|---|---|---|---|---|---|",
+        "| backend | download GB/s (later / first) | disk read GB/s | ratio | server CPU s/GiB "
+        "| target | met |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         d = r["download"]
         lines.append(
             f"| {r['backend']} ({d['client']}) | {d['http_gbps']} / {d['http_first_gbps']} | {d['disk_read_gbps']} | "
-            f"{d['ratio_to_disk']} (first {d['first_ratio_to_disk']}) | >= 0.7 | "
+            f"{d['ratio_to_disk']} (first {d['first_ratio_to_disk']}) | "
+            f"{d['server_cpu_s_per_gib']} | >= 0.7 | "
             f"{'yes' if d['ratio_to_disk'] >= 0.7 else 'NO'} |"
         )
     lines += ["", "| backend | SSE subscribers | events each | events/s |", "|---|---|---|---|"]

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, select, text
 
 from assay.catalog.schema import bundles, contexts, links, tags
+from assay.catalog.sql_lists import one_of
 
 _IN_CHUNK = 500
 
@@ -82,7 +83,7 @@ def edges_touching(conn: Connection, uuids: Sequence[str]) -> list[Any]:
     found: dict[tuple[str, str, str, str], Any] = {}
     for chunk in _chunks(list(uuids)):
         for column in (links.c.bundle_uuid, links.c.target_uuid):
-            for row in conn.execute(select(links).where(column.in_(chunk))):
+            for row in conn.execute(select(links).where(one_of(conn, column, chunk))):
                 found[(row.bundle_uuid, row.target_uuid, row.kind, row.arg_name)] = row
     return [found[key] for key in sorted(found)]
 
@@ -107,7 +108,7 @@ def node_rows(conn: Connection, uuids: Sequence[str]) -> dict[str, NodeRow]:
         tag_map: dict[str, dict[str, str]] = {}
         for tag in conn.execute(
             select(tags.c.bundle_uuid, tags.c.key, tags.c.value).where(
-                tags.c.bundle_uuid.in_(chunk)
+                one_of(conn, tags.c.bundle_uuid, chunk)
             )
         ):
             tag_map.setdefault(tag.bundle_uuid, {})[tag.key] = tag.value
@@ -121,7 +122,7 @@ def node_rows(conn: Connection, uuids: Sequence[str]) -> dict[str, NodeRow]:
                 bundles.c.presentation,
             )
             .join(contexts, contexts.c.id == bundles.c.context_id)
-            .where(bundles.c.uuid.in_(chunk))
+            .where(one_of(conn, bundles.c.uuid, chunk))
         ):
             result[row.uuid] = NodeRow(
                 row.uuid,

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 
 from assay.catalog.schema import bundle_files, bundles, contexts, links, remote_bundles, tags
+from assay.catalog.sql_lists import one_of
 from assay.core.hashing import canonical_json
 from assay.core.records import BundleRecord, ContextInfo, Dependency, FileEntry
 
@@ -233,10 +234,10 @@ def _with_tags_and_links(conn: Connection, rows: Sequence[Any]) -> list[BundleRe
     tag_map: dict[str, dict[str, str]] = {u: {} for u in uuids}
     link_map: dict[str, list[Dependency]] = {u: [] for u in uuids}
     for chunk in _chunks(uuids):
-        for t in conn.execute(select(tags).where(tags.c.bundle_uuid.in_(chunk))):
+        for t in conn.execute(select(tags).where(one_of(conn, tags.c.bundle_uuid, chunk))):
             tag_map[t.bundle_uuid][t.key] = t.value
         for link in conn.execute(
-            select(links).where(links.c.bundle_uuid.in_(chunk)).order_by(links.c.arg_name)
+            select(links).where(one_of(conn, links.c.bundle_uuid, chunk)).order_by(links.c.arg_name)
         ):
             link_map[link.bundle_uuid].append(
                 Dependency(link.target_uuid, link.kind, link.arg_name)

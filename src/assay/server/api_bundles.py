@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from assay.bundles import operations, upload
+from assay.bundles import operations, remotes, upload
 from assay.bundles.file_access import check_bundle_path, verified_file
 from assay.bundles.pages import page_bundles
 from assay.bundles.workspace import Workspace
@@ -24,6 +24,7 @@ from assay.server.api_common import (
     Json,
     bundle_by_uuid,
     bundle_json,
+    bundle_with_files,
     context_json,
     file_json,
     page_json,
@@ -104,8 +105,7 @@ def list_bundles(
 
 @router.get("/bundles/{uuid}", summary="One bundle (with its files)")
 def bundle_detail(uuid: str, _: Reader, workspace: Space) -> Json:
-    record = bundle_by_uuid(workspace, uuid)
-    files = operations.files_of(workspace, record)
+    record, files = bundle_with_files(workspace, uuid)
     return Json(
         {**bundle_json(record), "files": [file_json(f) for f in files], "data": record.data}
     )
@@ -126,8 +126,8 @@ def bundle_versions(
 
 @router.get("/bundles/{uuid}/files", summary="The files of a bundle")
 def bundle_files(uuid: str, _: Reader, workspace: Space) -> dict[str, Any]:
-    record = bundle_by_uuid(workspace, uuid)
-    return page_json([file_json(f) for f in operations.files_of(workspace, record)], None)
+    _record, files = bundle_with_files(workspace, uuid)
+    return page_json([file_json(f) for f in files], None)
 
 
 @router.get(
@@ -253,10 +253,20 @@ async def _spool(request: Request, target: Path, max_bytes: int) -> bool:
     return declared is None or not declared.isdigit() or int(declared) == received
 
 
-@router.post("/bundles/{uuid}/commit", summary="Commit a bundle (keep it; eligible to push)")
-def commit_bundle(uuid: str, _: Writer, workspace: Space) -> dict[str, Any]:
+@router.post(
+    "/bundles/{uuid}/commit",
+    summary="Commit a bundle (keep it; eligible to push). A server run with --push-uploads "
+    "then pushes it to its context's remote ('pushed_to').",
+)
+def commit_bundle(uuid: str, request: Request, _: Writer, workspace: Space) -> dict[str, Any]:
     record = bundle_by_uuid(workspace, uuid)
-    return bundle_json(operations.commit(workspace, record.context, uuid=record.uuid))
+    committed = operations.commit(workspace, record.context, uuid=record.uuid)
+    answer = bundle_json(committed)
+    if request.app.state.push_uploads and remotes.binding(workspace, record.context):
+        # Committed first: a push that fails (503 remote unavailable) leaves a committed
+        # bundle, and committing again pushes again (a push resumes, never sends twice).
+        answer["pushed_to"] = remotes.push(workspace, record.context, uuid=record.uuid).remote
+    return answer
 
 
 @router.post("/bundles/{uuid}/tags", summary="Add or update tags of a bundle")

@@ -18,7 +18,9 @@ from assay.core.records import BundleRecord, ContextInfo, FileEntry
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def workspace_of(request: Request) -> Workspace:
+async def workspace_of(request: Request) -> Workspace:
+    """The app's workspace (``async``: FastAPI runs a sync dependency on a thread, a hop per
+    request for a dictionary lookup)."""
     workspace: Workspace = request.app.state.workspace
     return workspace
 
@@ -75,13 +77,22 @@ class Json(JSONResponse):
 
 
 def bundle_by_uuid(workspace: Workspace, uuid: str) -> BundleRecord:
+    return bundle_with_files(workspace, uuid, files=False)[0]
+
+
+def bundle_with_files(
+    workspace: Workspace, uuid: str, files: bool = True
+) -> tuple[BundleRecord, list[FileEntry]]:
+    """The bundle ``uuid`` (and its files) read in one transaction (one pool checkout, one
+    BEGIN/COMMIT: each is a database round trip)."""
     if not _UUID.fullmatch(uuid):
         raise InvalidInput(f"invalid bundle uuid {uuid!r}", {"field": "uuid"})
     with workspace.read() as conn:
         found = queries.records_by_uuid(conn, [uuid])
+        entries = queries.bundle_files_of(conn, uuid) if files and uuid in found else []
     if uuid not in found:
         raise BundleNotFound(f"no bundle with uuid {uuid}")
-    return found[uuid]
+    return found[uuid], entries
 
 
 def parse_tags(values: list[str] | None) -> dict[str, str]:

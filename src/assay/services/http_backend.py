@@ -21,41 +21,39 @@ and gives the caller what the local backend gives:
   ``QuestionCancelled``; ``Child.cancel(uuid)`` cancels it on the server;
 - ``max_retries`` asks again (a new question) after a failure, as locally;
 - HTTP errors are the server's ``AssayError`` classes, by their stable ``code``; a server that
-  cannot be reached is ``Unavailable``.
+  cannot be reached, or does not answer within ``timeout`` seconds (backend key, default 30),
+  is ``Unavailable`` once ``retries`` (backend key, default 3) more tries failed: GETs are
+  tried again after connection errors, timeouts and 502/503/504, a POST only when it could
+  not be sent at all; a dropped event stream is resumed with ``Last-Event-ID``, so no event is
+  lost or delivered twice (``Server``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 import uuid as uuid_module
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
-
-import httpx
 
 from assay.core import errors
 from assay.core.errors import (
-    AssayError,
     InvalidInput,
     InvalidMonitorMessage,
     QuestionCancelled,
     QuestionTimeout,
-    Unavailable,
 )
 from assay.core.manifest import Manifest, local_files_refused
 from assay.services.context import current_question, to_manifest
 from assay.services.exceptions import rebuild_exception
+from assay.services.http_client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Server
 from assay.services.protocol import emit_log_record
 from assay.services.twine import Twine
 
 logger = logging.getLogger(__name__)
 
-KEYS = frozenset({"name", "url", "token", "verify"})
-_RECONNECTS = 5
+KEYS = frozenset({"name", "url", "token", "verify", "timeout", "retries"})
 _EVENT_KINDS = {"log": "log_record", "monitor": "monitor_message"}
 _TRANSITION_KINDS = {
     "run": "delivery",
@@ -67,7 +65,6 @@ _TRANSITION_KINDS = {
 #: Questions asked over HTTP by this process: uuid -> backend (for cancel and get_answer).
 _asked: dict[str, dict[str, Any]] = {}
 _asked_lock = threading.Lock()
-_twines: dict[tuple[str, str], Twine] = {}
 
 
 def check(backend: Mapping[str, Any]) -> dict[str, Any]:
@@ -84,124 +81,16 @@ def check(backend: Mapping[str, Any]) -> dict[str, Any]:
     token = checked.get("token")
     if token is not None and not isinstance(token, str):
         raise InvalidInput("backend 'http': token must be a string")
+    timeout = checked.get("timeout", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise InvalidInput(
+            f"backend 'http': timeout must be a number of seconds > 0, got {timeout!r}"
+        )
+    retries = checked.get("retries", DEFAULT_RETRIES)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidInput(f"backend 'http': retries must be a whole number >= 0, got {retries!r}")
     checked["url"] = url.rstrip("/")
     return checked
-
-
-def _error_classes() -> dict[str, type[AssayError]]:
-    found: dict[str, type[AssayError]] = {}
-    pending: list[type[AssayError]] = [AssayError]
-    while pending:
-        cls = pending.pop()
-        found.setdefault(cls.code, cls)
-        pending.extend(cls.__subclasses__())
-    return found
-
-
-def error_from_response(response: httpx.Response) -> AssayError:
-    """The ``AssayError`` a problem+json answer stands for (by its stable ``code``)."""
-    try:
-        body = json.loads(response.read() or b"{}")
-    except ValueError:
-        body = {}
-    code = body.get("code") if isinstance(body, dict) else None
-    detail = body.get("detail") if isinstance(body, dict) else None
-    cls = _error_classes().get(str(code), AssayError)
-    details = body.get("details") if isinstance(body, dict) else None
-    message = str(detail or f"HTTP {response.status_code} from {response.request.url}")
-    return cls(message, details if isinstance(details, dict) else None)
-
-
-@dataclass
-class Server:
-    """One Assay server, as the backend names it."""
-
-    url: str
-    token: str | None
-    verify: bool = True
-
-    @classmethod
-    def of(cls, backend: Mapping[str, Any]) -> Server:
-        return cls(backend["url"], backend.get("token"), bool(backend.get("verify", True)))
-
-    def client(self, timeout: float = 60.0) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=self.verify)
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            with self.client() as client:
-                response = client.request(method, path, **kwargs)
-        except httpx.TransportError as error:
-            raise Unavailable(f"cannot reach the Assay server {self.url}: {error}") from None
-        if response.status_code >= 400:
-            raise error_from_response(response)
-        return response.json()
-
-    def twine(self, service_id: str) -> Twine:
-        key = (self.url, service_id)
-        if key not in _twines:
-            found = self.call("GET", "/api/v1/services/twine", params={"id": service_id})
-            _twines[key] = Twine(found["twine"])
-        return _twines[key]
-
-    def events(self, question_uuid: str, deadline: float | None) -> Iterator[tuple[str, Any]]:
-        """``(event type, data)`` of the question's job, in order, until ``end``; reconnects
-        with ``Last-Event-ID`` after a dropped connection."""
-        last_id: str | None = None
-        failures = 0
-        while True:
-            headers = {"Last-Event-ID": last_id} if last_id else {}
-            try:
-                with (
-                    self.client(timeout=60.0) as client,
-                    client.stream(
-                        "GET", f"/api/v1/jobs/{question_uuid}/stream", headers=headers
-                    ) as response,
-                ):
-                    if response.status_code >= 400:
-                        raise error_from_response(response)
-                    for event_id, kind, data in _parse_sse(response.iter_lines(), deadline):
-                        failures = 0
-                        if event_id:
-                            last_id = event_id
-                        yield kind, data
-                        if kind == "end":
-                            return
-            except httpx.TransportError as error:
-                failures += 1
-                if failures > _RECONNECTS:
-                    raise Unavailable(
-                        f"lost the event stream of question {question_uuid} from {self.url}: "
-                        f"{error}"
-                    ) from None
-                time.sleep(min(0.1 * 2**failures, 2.0))
-
-
-def _parse_sse(
-    lines: Iterator[str], deadline: float | None
-) -> Iterator[tuple[str | None, str, Any]]:
-    event_id: str | None = None
-    kind = "message"
-    data: list[str] = []
-    for line in lines:
-        if deadline is not None and time.monotonic() > deadline:
-            raise QuestionTimeout("no end of the question's events before the timeout")
-        if line == "":
-            if data:
-                yield event_id, kind, json.loads("\n".join(data))
-            event_id, kind, data = None, "message", []
-            continue
-        if line.startswith(":"):
-            continue  # keepalive comment
-        field, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if field == "id":
-            event_id = value
-        elif field == "event":
-            kind = value
-        elif field == "data":
-            data.append(value)
 
 
 def ask(
@@ -315,6 +204,8 @@ class _Asked:
                 "url": self.server.url,
                 "token": self.server.token,
                 "verify": self.server.verify,
+                "timeout": self.server.timeout,
+                "retries": self.server.retries,
                 "service_id": self.child.id,
             }
         return found
