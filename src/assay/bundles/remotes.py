@@ -96,13 +96,15 @@ def bind(
     return wanted
 
 
-def open_store(bound: RemoteBinding) -> RemoteStore:
-    return RemoteStore(bound.url, bound.options)
+def open_store(bound: RemoteBinding, workspace: Workspace | None = None) -> RemoteStore:
+    """The remote's store; with ``workspace``, pack indexes read once are cached in its home."""
+    cache = workspace.settings.home / "remotes" if workspace is not None else None
+    return RemoteStore(bound.url, bound.options, cache_root=cache)
 
 
 def open_context(workspace: Workspace, bound: RemoteBinding) -> RemoteContext:
     return RemoteContext(
-        open_store(bound), bound.remote_context, workspace.settings.home / "remotes"
+        open_store(bound, workspace), bound.remote_context, workspace.settings.home / "remotes"
     )
 
 
@@ -316,7 +318,7 @@ def localize_bundle(
     missing = missing_blobs(workspace, record)
     if missing:
         bound = require_binding(workspace, context)
-        store = open_store(bound)
+        store = open_store(bound, workspace)
         with workspace.writing():
             store.download_blobs(workspace.store, missing, progress)
     return LocalizeReport(record.uuid, len(missing), sum(missing.values()))
@@ -397,7 +399,8 @@ def remove_remote(
     with workspace.write() as conn:
         remote_queries.unmark(conn, bound.location, uuids)
     kept = _still_referenced(remote.store, candidates, workspace)
-    doomed = sorted(candidates - kept)
+    # Blobs in remote packs stay there (packs are immutable; see docs/remotes.md).
+    doomed = sorted(candidates - kept - remote.store.packed_blobs(candidates))
     remote.store.delete([blob_key(h) for h in doomed])
     return RemoteRemoval(bound.location, tuple(entries), len(doomed), len(kept))
 
