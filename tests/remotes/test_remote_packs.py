@@ -318,3 +318,32 @@ def test_rm_remote_leaves_packed_blobs_readable_for_other_bundles(
         assert api.pull("lab", localize=True).pulled == (keep.uuid,)
         got = api.get("lab", "kept")
         assert got is not None and got.localized
+
+
+def test_a_corrupted_local_blob_is_never_packed_for_the_remote(
+    sqlite_home: Path, remote: Remote, tmp_path: Path
+) -> None:
+    from assay.bundles.workspace import open_workspace
+    from assay.core.errors import BlobCorrupted
+
+    api.context("lab")
+    api.remote("lab", "lab", remote.url)
+    files = small_files(40)
+    committed("lab", "data", tmp_path / "data", files)
+    victim = hash_bytes(files["f0020.bin"])
+    packs = open_workspace().store.packs
+    location = packs.locate(victim)
+    assert location is not None  # the add packed it locally
+    path = packs.root / location.pack
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as handle:
+        handle.seek(location.offset)
+        first = handle.read(1)
+        handle.seek(location.offset)
+        handle.write(bytes([first[0] ^ 0xFF]))
+
+    with pytest.raises(BlobCorrupted, match="nothing of it was pushed"):
+        api.push("lab")
+
+    assert remote_keys(remote, "contexts") == []  # no record, no index segment
+    assert victim not in RemoteStore(remote.url).existing_blobs({victim})

@@ -32,12 +32,12 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 from assay.core.errors import BlobCorrupted, BlobMissing, RemoteObjectCorrupted, StorageError
 from assay.core.hashing import hash_bytes
@@ -52,9 +52,26 @@ from assay.store.packs import (
     pack_record,
     scan_records,
 )
+from assay.store.remote_backends import RemoteConfig
 
-if TYPE_CHECKING:
-    from assay.store.remote import RemoteStore
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Remote(Protocol):
+    """What packs need of ``assay.store.remote.RemoteStore`` (which holds a ``RemotePacks``)."""
+
+    url: str
+    config: RemoteConfig
+
+    def describe(self) -> str: ...
+    def list_files(self, prefix: str) -> list[str]: ...
+    def read(self, key: str) -> bytes | None: ...
+    def read_many(self, keys: Sequence[str]) -> dict[str, bytes | None]: ...
+    def read_range(self, key: str, start: int, length: int) -> bytes: ...
+    def write_new(self, key: str, data: bytes) -> bool: ...
+    def parallel(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
+
 
 PACKS = "packs"
 #: Packs built but not yet uploaded, at most (bounds the memory a push holds).
@@ -124,7 +141,7 @@ def plan_spans(wanted: Mapping[str, RemoteLocation]) -> list[Span]:
 class RemotePacks:
     """What the remote's pack indexes say (hash -> pack, offset, length), refreshed on demand."""
 
-    def __init__(self, remote: RemoteStore, cache_root: Path | None) -> None:
+    def __init__(self, remote: _Remote, cache_root: Path | None) -> None:
         self.remote = remote
         self.cache: Path | None = None
         if cache_root is not None:
