@@ -280,7 +280,9 @@ def pull(
     downloaded = 0
     if localize:
         for u in [*here, *pulled]:
-            report = localize_bundle(workspace, context, uuid=u, progress=progress)
+            report = localize_bundle(
+                workspace, context, uuid=u, progress=progress, store=remote.store
+            )
             downloaded += report.bytes_downloaded
             localized.append(u)
     return PullReport(
@@ -311,14 +313,16 @@ def localize_bundle(
     name: str | None = None,
     uuid: str | None = None,
     progress: ProgressCallback | None = None,
+    store: RemoteStore | None = None,
 ) -> LocalizeReport:
     """Download the blobs of one bundle (newest version of ``name``, or ``uuid``) that are not
-    in the local store, each verified against its hash."""
+    in the local store, each verified against its hash (``store``: the context's remote,
+    already open)."""
     record = operations.require(workspace, context, name, uuid)
     missing = missing_blobs(workspace, record)
     if missing:
-        bound = require_binding(workspace, context)
-        store = open_store(bound, workspace)
+        if store is None:
+            store = open_store(require_binding(workspace, context), workspace)
         with workspace.writing():
             store.download_blobs(workspace.store, missing, progress)
     return LocalizeReport(record.uuid, len(missing), sum(missing.values()))

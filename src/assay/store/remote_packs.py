@@ -307,29 +307,59 @@ def _build_packs(
     buffer = bytearray(PACK_HEADER)
     entries: dict[str, tuple[int, int]] = {}
     size = 0
-    for blob_hash in blobs:
-        data = _read_local(store, blob_hash)
-        buffer += pack_record(blob_hash, data)
-        entries[blob_hash] = (len(buffer), len(data))
-        buffer += data
-        size += len(data)
-        if len(buffer) >= target:
-            yield bytes(buffer), entries, size
-            buffer, entries, size = bytearray(PACK_HEADER), {}, 0
+    with _LocalReader(store) as read:
+        for blob_hash in blobs:
+            data = read(blob_hash)
+            buffer += pack_record(blob_hash, data)
+            entries[blob_hash] = (len(buffer), len(data))
+            buffer += data
+            size += len(data)
+            if len(buffer) >= target:
+                yield bytes(buffer), entries, size
+                buffer, entries, size = bytearray(PACK_HEADER), {}, 0
     if entries:
         yield bytes(buffer), entries, size
 
 
-def _read_local(store: BlobStore, blob_hash: str) -> bytes:
-    try:
-        return store.read_verified(blob_hash)
-    except BlobCorrupted:
-        raise BlobCorrupted(
-            f"local blob {blob_hash} is corrupted (its content no longer matches); nothing of "
-            "it was pushed; run 'assay verify' to list affected bundles"
-        ) from None
-    except BlobMissing:
-        raise BlobMissing(f"blob {blob_hash} is missing from the local store") from None
+class _LocalReader:
+    """Reads local blobs for a push, verified: packed ones through one open descriptor per
+    local pack (10,000 small blobs are 10,000 ``pread``s, not 10,000 path walks and opens)."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self._fds: dict[str, int] = {}
+
+    def __enter__(self) -> Callable[[str], bytes]:
+        self.store.packs.refresh()
+        return self.read
+
+    def __exit__(self, *_exc: object) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def read(self, blob_hash: str) -> bytes:
+        location = self.store.packs.locate(blob_hash, refresh=False)
+        if location is not None:
+            fd = self._fds.get(location.pack)
+            if fd is None:
+                path = self.store.packs.root / location.pack
+                with contextlib.suppress(FileNotFoundError):  # repacked meanwhile: below
+                    fd = self._fds[location.pack] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            if fd is not None:
+                data = os.pread(fd, location.length, location.offset)
+                if hash_bytes(data) == blob_hash:
+                    return data
+        # Loose, or the packed copy did not match: the store's own verified read decides.
+        try:
+            return self.store.read_verified(blob_hash)
+        except BlobCorrupted:
+            raise BlobCorrupted(
+                f"local blob {blob_hash} is corrupted (its content no longer matches); nothing "
+                "of it was pushed; run 'assay verify' to list affected bundles"
+            ) from None
+        except BlobMissing:
+            raise BlobMissing(f"blob {blob_hash} is missing from the local store") from None
 
 
 @contextlib.contextmanager
