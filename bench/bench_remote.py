@@ -319,7 +319,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 def markdown(document: dict[str, Any]) -> str:
     lines = [
         f"Remote benchmark ({document['mode']}, {document['when']}). moto_server on loopback; "
-        f"load average before / after: {document['load_before']} / {document['load_after']}.",
+        f"load average before / after: {document['load_before']} / {document['load_after']}. "
+        "The machine is shared (other work runs beside the benchmark), so absolute figures vary "
+        "from run to run; the ratios compare rows measured in the same run.",
         "",
     ]
     for result in document["datasets"].values():

@@ -3,6 +3,7 @@
 Layout under the remote URL (``s3://bucket/prefix``, ``file:///shared/drive``, ``gs://...``)::
 
     objects/<first 2 hex>/<rest>      blobs, named by BLAKE3 hash, shared by every context
+    packs/<name>.pack, <name>.idx     small blobs, many per object (see ``remote_packs``)
     contexts/<name>/...               per-context documents (see ``assay.bundles.remote_index``)
 
 This module knows keys, bytes and transfers, not bundles. Backends (``remote_backends``,
