@@ -325,8 +325,11 @@ def markdown(document: dict[str, Any]) -> str:
         "",
     ]
     for result in document["datasets"].values():
+        label = result["label"]
+        if result.get("from_run"):
+            label += f" (run of {result['from_run']}, its own load average)"
         lines += [
-            f"| {result['label']} | seconds | MB/s | files/s | vs boto3 | vs DVC |",
+            f"| {label} | seconds | MB/s | files/s | vs boto3 | vs DVC |",
             "|---|---:|---:|---:|---:|---:|",
         ]
         for name, row in result["rows"].items():
