@@ -327,7 +327,8 @@ def markdown(document: dict[str, Any]) -> str:
     for result in document["datasets"].values():
         label = result["label"]
         if result.get("from_run"):
-            label += f" (run of {result['from_run']}, its own load average)"
+            before, after = result.get("load", [None, None])
+            label += f" (run of {result['from_run']}; load before / after {before} / {after})"
         lines += [
             f"| {label} | seconds | MB/s | files/s | vs boto3 | vs DVC |",
             "|---|---:|---:|---:|---:|---:|",
@@ -420,7 +421,11 @@ def main() -> int:
         old = json.loads(previous.read_text())
         for key, value in old.get("datasets", {}).items():
             if key != args.only:
-                results[key] = {**value, "from_run": old.get("when")}
+                results[key] = {
+                    **value,
+                    "from_run": old.get("when"),
+                    "load": [old.get("load_before"), old.get("load_after")],
+                }
         document["datasets"] = results
         document["targets"] = targets(results)
     (RESULTS / f"remote{suffix}.json").write_text(json.dumps(document, indent=2) + "\n")
