@@ -37,3 +37,25 @@ def test_push_and_pull_through_a_generic_fsspec_remote(
     assert store.write_new("contexts/lab/bundles/z.json", b"1") is True
     assert store.write_new("contexts/lab/bundles/z.json", b"2") is False
     assert store.read("contexts/lab/bundles/z.json") == b"1"
+
+
+def test_packs_through_a_generic_fsspec_remote(
+    machines: tuple[Machine, Machine], tmp_path: Path
+) -> None:
+    a, b = machines
+    url = f"memory://assay-{uuid.uuid4().hex[:8]}/remote"
+    files = {f"f{i:03}.txt": f"small file {i}\n" * 20 for i in range(40)}
+    with a.active():
+        api.context("lab")
+        api.remote("lab", "lab", url)
+        write_files(tmp_path / "p", files)
+        bundle = api.add("lab", "p", tmp_path / "p")
+        api.commit("lab", "p")
+        assert api.push("lab").blobs_uploaded == 40
+    listed = RemoteStore(url).list_files("packs")
+    assert len(listed) == 2 and {n.rsplit(".", 1)[1] for n in listed} == {"pack", "idx"}
+    with b.active():
+        api.context("lab")
+        api.remote("lab", "lab", url)
+        assert api.pull("lab", localize=True).pulled == (bundle.uuid,)  # by cat_file ranges
+        assert {Path(p).name: Path(p).read_text() for p in api.cat("lab", "p")} == files

@@ -87,7 +87,7 @@ def repair(workspace: Workspace, problems: Sequence[VerifyProblem]) -> RepairRep
         bound = remotes.binding(workspace, context)
         if bound is None or not wanted:
             continue
-        remote = remotes.open_store(bound)
+        remote = remotes.open_store(bound, workspace)
         on_remote = remote.existing_blobs(wanted)
         if not on_remote:
             continue

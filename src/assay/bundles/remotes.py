@@ -96,13 +96,15 @@ def bind(
     return wanted
 
 
-def open_store(bound: RemoteBinding) -> RemoteStore:
-    return RemoteStore(bound.url, bound.options)
+def open_store(bound: RemoteBinding, workspace: Workspace | None = None) -> RemoteStore:
+    """The remote's store; with ``workspace``, pack indexes read once are cached in its home."""
+    cache = workspace.settings.home / "remotes" if workspace is not None else None
+    return RemoteStore(bound.url, bound.options, cache_root=cache)
 
 
 def open_context(workspace: Workspace, bound: RemoteBinding) -> RemoteContext:
     return RemoteContext(
-        open_store(bound), bound.remote_context, workspace.settings.home / "remotes"
+        open_store(bound, workspace), bound.remote_context, workspace.settings.home / "remotes"
     )
 
 
@@ -278,7 +280,9 @@ def pull(
     downloaded = 0
     if localize:
         for u in [*here, *pulled]:
-            report = localize_bundle(workspace, context, uuid=u, progress=progress)
+            report = localize_bundle(
+                workspace, context, uuid=u, progress=progress, store=remote.store
+            )
             downloaded += report.bytes_downloaded
             localized.append(u)
     return PullReport(
@@ -309,14 +313,16 @@ def localize_bundle(
     name: str | None = None,
     uuid: str | None = None,
     progress: ProgressCallback | None = None,
+    store: RemoteStore | None = None,
 ) -> LocalizeReport:
     """Download the blobs of one bundle (newest version of ``name``, or ``uuid``) that are not
-    in the local store, each verified against its hash."""
+    in the local store, each verified against its hash (``store``: the context's remote,
+    already open)."""
     record = operations.require(workspace, context, name, uuid)
     missing = missing_blobs(workspace, record)
     if missing:
-        bound = require_binding(workspace, context)
-        store = open_store(bound)
+        if store is None:
+            store = open_store(require_binding(workspace, context), workspace)
         with workspace.writing():
             store.download_blobs(workspace.store, missing, progress)
     return LocalizeReport(record.uuid, len(missing), sum(missing.values()))
@@ -397,7 +403,8 @@ def remove_remote(
     with workspace.write() as conn:
         remote_queries.unmark(conn, bound.location, uuids)
     kept = _still_referenced(remote.store, candidates, workspace)
-    doomed = sorted(candidates - kept)
+    # Blobs in remote packs stay there (packs are immutable; see docs/remotes.md).
+    doomed = sorted(candidates - kept - remote.store.packed_blobs(candidates))
     remote.store.delete([blob_key(h) for h in doomed])
     return RemoteRemoval(bound.location, tuple(entries), len(doomed), len(kept))
 

@@ -35,6 +35,9 @@ RECORD_TAG = b"blob"
 IDX_HEADER = b"ASSAYIX1"
 IDX_ENTRY = struct.Struct(">32sQQ")
 MAX_PACK_BYTES = 64 << 20
+#: Fewer small blobs than this stay loose (a pack, and its index every reader loads, per one
+#: or two blobs would cost more than it saves); the same rule as ``bundles.ingest``'s adds.
+PACK_MIN_BLOBS = 16
 _WRITE_CHUNK = 8 << 20
 
 
@@ -66,9 +69,14 @@ def decode_index(data: bytes) -> dict[str, tuple[int, int]] | None:
 def scan_pack(path: Path, start: int = 0) -> tuple[dict[str, tuple[int, int]], int]:
     """The complete records of a pack from ``start`` (0: the beginning) and where the last
     complete record ends. A partial record (a killed writer's tail) ends the scan."""
-    entries: dict[str, tuple[int, int]] = {}
     with open(path, "rb") as handle:
         data = handle.read()
+    return scan_records(data, start)
+
+
+def scan_records(data: bytes, start: int = 0) -> tuple[dict[str, tuple[int, int]], int]:
+    """``scan_pack`` over a pack's bytes (a local file's, or a remote pack object's)."""
+    entries: dict[str, tuple[int, int]] = {}
     if not data.startswith(PACK_HEADER):
         return entries, 0
     position = max(start, len(PACK_HEADER))
@@ -80,6 +88,11 @@ def scan_pack(path: Path, start: int = 0) -> tuple[dict[str, tuple[int, int]], i
         entries[raw.hex()] = (position + RECORD.size, length)
         position = end
     return entries, position
+
+
+def pack_record(blob_hash: str, data: bytes) -> bytes:
+    """The framing before a blob's bytes in a pack."""
+    return RECORD.pack(RECORD_TAG, bytes.fromhex(blob_hash), len(data))
 
 
 class PackWriter:
@@ -112,7 +125,7 @@ class PackWriter:
             return
         if self._fd is None:
             self._open()
-        self._buffer += RECORD.pack(RECORD_TAG, bytes.fromhex(blob_hash), len(data))
+        self._buffer += pack_record(blob_hash, data)
         self._entries[blob_hash] = (self._size + RECORD.size, len(data))
         self._buffer += data
         self._size += RECORD.size + len(data)

@@ -3,6 +3,7 @@
 Layout under the remote URL (``s3://bucket/prefix``, ``file:///shared/drive``, ``gs://...``)::
 
     objects/<first 2 hex>/<rest>      blobs, named by BLAKE3 hash, shared by every context
+    packs/<name>.pack, <name>.idx     small blobs, many per object (see ``remote_packs``)
     contexts/<name>/...               per-context documents (see ``assay.bundles.remote_index``)
 
 This module knows keys, bytes and transfers, not bundles. Backends (``remote_backends``,
@@ -35,6 +36,7 @@ from assay.core.errors import (
 )
 from assay.core.hashing import hash_file
 from assay.store.blobstore import BlobStore, storage_error
+from assay.store.packs import PACK_MIN_BLOBS
 from assay.store.remote_backends import (
     HEAD_BELOW,
     FsspecBackend,
@@ -46,6 +48,7 @@ from assay.store.remote_backends import (
     normalize_url,
     unreachable_types,
 )
+from assay.store.remote_packs import RemotePacks
 from assay.store.remote_s3 import S3Backend
 
 __all__ = ["RemoteConfig", "RemoteStore", "blob_key", "normalize_url"]
@@ -64,7 +67,9 @@ class RemoteStore:
         url: str,
         options: Mapping[str, Any] | None = None,
         config: RemoteConfig | None = None,
+        cache_root: Path | None = None,
     ) -> None:
+        """``cache_root`` (``$ASSAY_HOME/remotes``): where pack indexes read once are kept."""
         self.url = normalize_url(url)
         self.options = dict(options or {})
         self.config = config or RemoteConfig.from_env()
@@ -76,6 +81,7 @@ class RemoteStore:
             with self._mapped("connecting"):
                 backend = S3Backend if parsed.scheme in ("s3", "s3a") else FsspecBackend
                 self._backend = backend(self.url, self.options, self.config)
+        self.packs = RemotePacks(self, cache_root)
 
     @property
     def conditional_writes(self) -> str:
@@ -147,6 +153,12 @@ class RemoteStore:
         with self._mapped(f"writing {key}"):
             return self._backend.put_new(key, data)
 
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """``length`` bytes of ``key`` from ``start`` (fewer when the object is shorter);
+        FileNotFoundError when there is no such object."""
+        with self._mapped(f"reading {key}"):
+            return self._backend.get_range(key, start, length)
+
     def exists(self, key: str) -> bool:
         with self._mapped(f"looking for {key}"):
             return self._backend.exists(key)
@@ -177,14 +189,26 @@ class RemoteStore:
 
     # -- blobs --------------------------------------------------------------------------------
     def existing_blobs(self, blob_hashes: Iterable[str]) -> set[str]:
-        """Which of ``blob_hashes`` the remote holds.
+        """Which of ``blob_hashes`` the remote holds: in a pack (one listing of ``packs/``
+        plus the indexes not read before), or as loose objects.
 
-        Few blobs: one HEAD each, in parallel. Many: one listing per shard they fall in, when
+        Loose, few blobs: one HEAD each, in parallel. Many: one listing per shard they fall in, when
         the shards are small enough (estimated from the first shard's listing) that listing
         costs fewer requests than a HEAD per blob; a remote holding millions of blobs is asked
         blob by blob instead.
         """
-        wanted = sorted(set(blob_hashes))
+        wanted_set = set(blob_hashes)
+        if not wanted_set:
+            return set()
+        packed = self.packed_blobs(wanted_set)
+        return packed | self._existing_loose(sorted(wanted_set - packed))
+
+    def packed_blobs(self, blob_hashes: Iterable[str]) -> set[str]:
+        """Which of ``blob_hashes`` are in a remote pack (after one look at ``packs/``)."""
+        self.packs.refresh()
+        return self.packs.packed(set(blob_hashes))
+
+    def _existing_loose(self, wanted: list[str]) -> set[str]:
         if not wanted:
             return set()
         by_shard: dict[str, list[str]] = {}
@@ -216,12 +240,16 @@ class RemoteStore:
         blobs: Mapping[str, int],
         progress: ProgressCallback | None = None,
     ) -> None:
-        """Copy blobs from the local store in parallel, large ones in parts. Each is checked
-        against its hash before it becomes visible on the remote (a corrupted local blob is
-        never spread); a multipart upload hashes the parts it sends and completes only if
-        they match."""
-        total = sum(blobs.values())
-        meter = _Meter(total, progress)
+        """Copy blobs from the local store: small ones (under the store's pack threshold,
+        when at least ``PACK_MIN_BLOBS`` of them) as packs, the others one object each, in
+        parallel, large ones in parts. Each is checked against its hash before it becomes
+        visible on the remote (a corrupted local blob is never spread); a multipart upload
+        hashes the parts it sends and completes only if they match."""
+        meter = _Meter(sum(blobs.values()), progress)
+        small = {h: s for h, s in blobs.items() if s < store.pack_threshold}
+        if len(small) >= PACK_MIN_BLOBS:
+            self.packs.upload(store, small, meter.add)
+            blobs = {h: s for h, s in blobs.items() if h not in small}
 
         def upload(blob_hash: str) -> None:
             with store.local_file(blob_hash) as path:
@@ -259,8 +287,22 @@ class RemoteStore:
     ) -> None:
         """Copy blobs into the local store, each verified against its hash before it is
         published there: a corrupted or truncated remote object is refused and leaves nothing
-        behind. The caller holds ``store.writing()`` (so ``gc`` keeps the temp files)."""
+        behind. Blobs in remote packs are read by byte ranges (``RemotePacks.download``); a
+        refused one does not stop the others. The caller holds ``store.writing()`` (so ``gc``
+        keeps the temp files and its unfinished pack)."""
         meter = _Meter(sum(blobs.values()), progress)
+        located = {h: self.packs.locate(h) for h in blobs}
+        if any(location is None for location in located.values()):
+            self.packs.refresh()
+            located = {h: self.packs.locate(h) for h in blobs}
+        packed = {h: loc for h, loc in located.items() if loc is not None}
+        blobs = {h: s for h, s in blobs.items() if h not in packed}
+        refused: AssayError | None = None
+        if packed:
+            try:
+                self.packs.download(store, packed, meter.add)
+            except (BlobCorrupted, BlobMissing) as exc:
+                refused = exc  # raised once the loose blobs are in too
 
         def download(blob_hash: str) -> None:
             temp = store.incoming_path(blob_hash)
@@ -285,6 +327,8 @@ class RemoteStore:
             meter.add(blobs[blob_hash])
 
         self.parallel(download, sorted(blobs, key=lambda h: -blobs[h]))
+        if refused is not None:
+            raise refused
 
     # -- parallelism --------------------------------------------------------------------------
     def parallel(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
