@@ -56,7 +56,7 @@ DEFAULT_HEARTBEAT_INTERVAL = 1.0
 DEFAULT_MAXIMUM_HEARTBEAT_INTERVAL = 10.0
 _UNKNOWN_GRACE = 1.0
 BACKENDS = ("local", "http")
-_LOCAL_BACKEND_KEYS = frozenset({"name", "path"})
+_LOCAL_BACKEND_KEYS = frozenset({"name", "path", "environment"})
 
 _twines: dict[Path, tuple[int, Twine]] = {}
 _twines_lock = threading.Lock()
@@ -110,6 +110,8 @@ def check_backend(backend: Mapping[str, Any] | None) -> dict[str, Any]:
             f"backend {name!r}: unknown key {unknown[0]!r} (known keys: "
             f"{', '.join(sorted(_LOCAL_BACKEND_KEYS))})"
         )
+    if not isinstance(checked.get("environment", ""), str):
+        raise InvalidInput("backend 'local': environment must be an environment id")
     return checked
 
 
@@ -235,6 +237,12 @@ class Child:
             max_retries=max_retries,
             prevent_retries_when=tuple(prevent_retries_when or ()),
         )
+        if self.backend.get("environment") is not None:
+            from assay.services import dask_backend  # an executor: dask environment
+
+            attempt.environment = dask_backend.dask_environment(self.backend)
+            if attempt.environment is not None:  # checked before anything is recorded
+                dask_backend.prepare(attempt.environment, service, attempt.base)
         _reconcile_once()
         if asynchronous:
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -378,6 +386,7 @@ class _Attempts:
         self.maximum_heartbeat_interval = maximum_heartbeat_interval
         self.max_retries = max_retries
         self.prevent_retries_when = prevent_retries_when
+        self.environment: Any = None  # a dask environment: see assay.services.dask_backend
 
     def run(self, started: threading.Event | None = None) -> dict[str, Any]:
         retry = 0
@@ -411,7 +420,7 @@ class _Attempts:
         }
         originator = question["originator_question_uuid"] or self.question_uuid
         question["originator_question_uuid"] = originator
-        local = LocalQuestion(
+        arguments = (
             self.service,
             self.twine,
             question,
@@ -419,6 +428,12 @@ class _Attempts:
             self.handle_monitor_message,
             self.child.received_events,
         )
+        if self.environment is not None:
+            from assay.services.dask_backend import DaskQuestion
+
+            local: Any = DaskQuestion(*arguments, environment=self.environment)
+        else:
+            local = LocalQuestion(*arguments)
         local.create_job(
             {
                 "asker_pid": os.getpid(),

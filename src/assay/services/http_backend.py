@@ -41,29 +41,20 @@ from assay.core import errors
 from assay.core.errors import (
     AssayError,
     InvalidInput,
-    InvalidMonitorMessage,
     QuestionCancelled,
     QuestionTimeout,
     Unavailable,
 )
 from assay.core.manifest import Manifest, local_files_refused
 from assay.services.context import current_question, to_manifest
+from assay.services.delivery import Delivery
 from assay.services.exceptions import rebuild_exception
-from assay.services.protocol import emit_log_record
 from assay.services.twine import Twine
 
 logger = logging.getLogger(__name__)
 
 KEYS = frozenset({"name", "url", "token", "verify"})
 _RECONNECTS = 5
-_EVENT_KINDS = {"log": "log_record", "monitor": "monitor_message"}
-_TRANSITION_KINDS = {
-    "run": "delivery",
-    "finish": "result",
-    "fail": "exception",
-    "time_out": "exception",
-    "stop": "cancelled",
-}
 #: Questions asked over HTTP by this process: uuid -> backend (for cancel and get_answer).
 _asked: dict[str, dict[str, Any]] = {}
 _asked_lock = threading.Lock()
@@ -339,28 +330,15 @@ class _Asked:
     def _deliver(self, uuid: str, kind: str, data: Any) -> None:
         if not isinstance(data, dict):
             return
-        payload = data.get("payload") or {}
-        name = _EVENT_KINDS.get(kind) or _TRANSITION_KINDS.get(str(data.get("event")))
-        received = self.child.received_events
-        if name is not None and received is not None and len(received) < 10_000:
-            received.append({"kind": name, "payload": payload})
-        if kind == "log" and self.subscribe_to_logs:
-            emit_log_record(payload, self.child.id, uuid)
-        elif kind == "monitor":
-            message = payload.get("data")
-            try:
-                self.twine.validate_monitor_message(message)
-            except InvalidMonitorMessage as error:
-                logger.warning(
-                    "[%s | %s] monitor message ignored: %s", self.child.id, uuid, error.message
-                )
-                return
-            if self.handle_monitor_message is not None:
-                try:
-                    self.handle_monitor_message(message)
-                except Exception:
-                    cancel(uuid)  # as locally: the handler's error ends the question
-                    raise
+        Delivery(
+            self.child.id,
+            uuid,
+            self.twine,
+            self.handle_monitor_message,
+            self.subscribe_to_logs,
+            self.child.received_events,
+            lambda: cancel(uuid),
+        ).deliver(kind, data.get("event"), data.get("payload") or {})
 
 
 def answer_of(server: Server, uuid: str, service_id: str) -> dict[str, Any]:
