@@ -13,6 +13,7 @@ import signal
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -245,7 +246,11 @@ def test_cancel_a_queued_question_cancels_its_future(
     with pytest.raises(QuestionCancelled):
         Child.get_answer(question_uuid, timeout=60)
     assert store.get_job(question_uuid).state == "STOPPED"
-    assert key not in client.run_on_scheduler(_scheduler_task_states)
+    # The cancel travels on the client's message stream: wait for the scheduler to drop it.
+    deadline = time.monotonic() + 30
+    while key in client.run_on_scheduler(_scheduler_task_states):
+        assert time.monotonic() < deadline, "the scheduler still holds the cancelled task"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize(("environment", "requeue"), [("cluster", False), ("cluster-rq", True)])

@@ -31,6 +31,7 @@ environment: cluster}``). The question is checked as for the local backend, then
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -44,12 +45,13 @@ from assay.core.errors import (
     WorkerNotReady,
 )
 from assay.jobs.environments import Environment, get_environment
-from assay.jobs.executors.dask import DaskExecutor, check_picklable, job_key, probe_modules
+from assay.jobs.executors.dask import DaskExecutor, check_picklable, probe_modules
 from assay.jobs.recorder import JobRecorder
 from assay.services.config import ServiceConfig
 from assay.services.delivery import Delivery
 from assay.services.twine import Twine
 
+logger = logging.getLogger(__name__)
 ENTRY = "assay.services.dask_answer:answer_job"
 #: Seconds without a heartbeat from a running question's task (it beats every 5 s) after
 #: which the asker asks the scheduler whether the task still exists (``reconcile_dask``).
@@ -268,19 +270,10 @@ class DaskQuestion:
 
     def _cancel_future(self) -> None:
         """Cancel the task's future (a pending one then never runs); best effort."""
-        from distributed import Future
-
         try:
-            client = self.executor.client
-            future: Any = Future(job_key(self.question_uuid), client=client)
-            client.cancel([future], force=True)
-            future.release()
+            self.executor.cancel(self.question_uuid)
         except Exception as error:  # the scheduler is gone: nothing will run the task anyway
-            import logging
-
-            logging.getLogger(__name__).info(
-                "question %s: cancelling its task: %s", self.question_uuid, error
-            )
+            logger.info("question %s: cancelling its task: %s", self.question_uuid, error)
 
     def _outcome(self) -> dict[str, Any]:
         from assay.services.events import error_of, get_question

@@ -2,6 +2,9 @@
 
     child = Child("lab/elevation:1.0.0",
                   backend={"name": "http", "url": "https://assay.lab.example", "token": TOKEN})
+
+(``"environment": ENV`` in the backend asks the server to answer in its compute environment
+``ENV``; see ``assay.services.dask_backend``.)
     answer, question_uuid = child.ask(input_values={...}, handle_monitor_message=print)
 
 The server runs the question through the local backend's own code (``/api/v1/questions``);
@@ -53,7 +56,7 @@ from assay.services.twine import Twine
 
 logger = logging.getLogger(__name__)
 
-KEYS = frozenset({"name", "url", "token", "verify"})
+KEYS = frozenset({"name", "url", "token", "verify", "environment"})
 _RECONNECTS = 5
 #: Questions asked over HTTP by this process: uuid -> backend (for cancel and get_answer).
 _asked: dict[str, dict[str, Any]] = {}
@@ -75,6 +78,8 @@ def check(backend: Mapping[str, Any]) -> dict[str, Any]:
     token = checked.get("token")
     if token is not None and not isinstance(token, str):
         raise InvalidInput("backend 'http': token must be a string")
+    if not isinstance(checked.get("environment", ""), str):
+        raise InvalidInput("backend 'http': environment must be an environment id")
     checked["url"] = url.rstrip("/")
     return checked
 
@@ -245,6 +250,8 @@ def ask(
         "heartbeat_interval": heartbeat_interval,
         "maximum_heartbeat_interval": maximum_heartbeat_interval,
     }
+    if child.backend.get("environment") is not None:  # one of the server's environments
+        body["environment"] = child.backend["environment"]
     asked = _Asked(child, server, twine, body, handle_monitor_message, subscribe_to_logs, timeout)
     if asynchronous:
         uuid = asked.post(question_uuid or str(uuid_module.uuid4()))
