@@ -37,6 +37,8 @@ from assay.services import Child, events
 from helpers import skip_or_fail
 
 sys.path.insert(0, str(HERE.parent / "remotes"))
+sys.path.insert(0, str(HERE.parent / "cli"))
+from cli_helpers import expect_error, invoke
 from remote_helpers import make_bucket, start_moto, stop_moto
 
 pytestmark = [pytest.mark.postgres, pytest.mark.dask, needs_dask]
@@ -314,3 +316,26 @@ def test_bad_input_and_an_unreachable_scheduler_fail_before_anything_is_recorded
         child(service, "gone").ask(input_values={"n": 1})
     assert events.list_questions() == []
     assert store.list_jobs() == []
+
+
+def test_assay_run_env(dask_home: Path, service: Path) -> None:
+    run = invoke("run", "--service-config", service, "--env", "cluster", "-i", '{"n": 5}', "--json")
+    assert run.exit_code == 0, str(run)
+    assert "a printed line" in run.stderr  # the worker's lines, shown as for a local question
+    answered = run.json()
+    assert answered["output_values"]["total"] == 10
+    assert answered["output_values"]["pid"] != os.getpid()
+    assert events.get_question(answered["question_uuid"]).backend == "dask"
+    write_environments(
+        dask_home,
+        """environments:
+  - id: gone
+    executor: dask
+    scheduler: tcp://127.0.0.1:9
+    connect_timeout_s: 0.5
+""",
+    )
+    refused = invoke("run", "--service-config", service, "--env", "gone", "-i", '{"n": 5}')
+    expect_error(refused, 6, "dask scheduler tcp://127.0.0.1:9 unreachable within 0.5 s")
+    unknown = invoke("run", "--service-config", service, "--env", "nowhere", "-i", "{}")
+    expect_error(unknown, 3, "no compute environment 'nowhere'")
