@@ -28,6 +28,7 @@ from assay.core.errors import (
     ChildCrashed,
     ParamNotPicklable,
     QuestionCancelled,
+    QuestionTimeout,
     SchedulerUnreachable,
 )
 from assay.jobs import store
@@ -226,6 +227,20 @@ def test_cancel_a_running_question(dask_home: Path, service: Path, tmp_path: Pat
     assert record.state == "STOPPED"
     assert outputs_of(question_uuid) == []
     assert "stop_request" in [e.type for e in store.list_events(question_uuid)]
+
+
+def test_the_askers_timeout_ends_a_running_question_timed_out(
+    dask_home: Path, service: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "running"
+    with pytest.raises(QuestionTimeout) as caught:
+        child(service).ask(input_values={"mode": "wait", "marker": str(marker)}, timeout=3)
+    (question,) = events.list_questions(service_id=SRUID)
+    assert caught.value.question_uuid == question.question_uuid  # type: ignore[attr-defined]
+    assert marker.exists()  # it ran, and was interrupted on its worker
+    assert question.status == "timed_out"
+    assert store.get_job(question.question_uuid).state == "TIMED_OUT"
+    assert outputs_of(question.question_uuid) == []
 
 
 def test_cancel_a_queued_question_cancels_its_future(

@@ -87,8 +87,10 @@ def _twine(path: Path) -> Twine:
 
 
 def check_backend(backend: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A copy of ``backend``, checked: ``local`` (a service folder on this machine) or
-    ``http`` (a service behind an Assay server: ``url``, ``token``)."""
+    """A copy of ``backend``, checked: ``local`` (a service folder on this machine; with
+    ``environment`` naming an ``executor: dask`` environment the question is answered on its
+    cluster, see ``assay.services.dask_backend``) or ``http`` (a service behind an Assay
+    server: ``url``, ``token``)."""
     if backend is None:
         return {"name": "local"}
     if not isinstance(backend, Mapping) or not isinstance(backend.get("name"), str):

@@ -99,7 +99,8 @@ class _ThreadStreams:
             thread = threading.get_ident()
             sink = _ThreadStreams._sinks.get(thread)
             if sink is None or thread in _ThreadStreams._busy:
-                return int(self.original.write(text))  # not a job's thread, or the sink's own
+                self.original.write(text)  # not a job's thread, or the sink's own writing
+                return len(text)
             pending = self.buffers.get(thread, "") + text
             *lines, rest = pending.split("\n")
             self.buffers[thread] = rest
