@@ -212,7 +212,27 @@ def test_the_apps_exception_reaches_the_asker_as_its_type(dask_home: Path, servi
     assert outputs_of(question_uuid) == []
 
 
-def test_cancel_a_running_question(dask_home: Path, service: Path, tmp_path: Path) -> None:
+def _app_threads() -> int:
+    """Run on each worker: threads whose stack is in a test service's app."""
+    import traceback
+
+    return sum(
+        "services/asker/app.py" in "".join(traceback.format_stack(frame))
+        for frame in sys._current_frames().values()
+    )
+
+
+def app_threads_end(client: Any, timeout: float = 30.0) -> None:
+    """Wait until no worker thread runs the app (an interrupted app really stopped)."""
+    deadline = time.monotonic() + timeout
+    while sum(client.run(_app_threads).values()):
+        assert time.monotonic() < deadline, "the app still runs on a worker"
+        time.sleep(0.05)
+
+
+def test_cancel_a_running_question(
+    dask_home: Path, service: Path, tmp_path: Path, client: Any
+) -> None:
     marker = tmp_path / "running"
     _, question_uuid = child(service).ask(
         input_values={"mode": "wait", "marker": str(marker)}, asynchronous=True, timeout=120
@@ -227,10 +247,11 @@ def test_cancel_a_running_question(dask_home: Path, service: Path, tmp_path: Pat
     assert record.state == "STOPPED"
     assert outputs_of(question_uuid) == []
     assert "stop_request" in [e.type for e in store.list_events(question_uuid)]
+    app_threads_end(client)
 
 
 def test_the_askers_timeout_ends_a_running_question_timed_out(
-    dask_home: Path, service: Path, tmp_path: Path
+    dask_home: Path, service: Path, tmp_path: Path, client: Any
 ) -> None:
     marker = tmp_path / "running"
     with pytest.raises(QuestionTimeout) as caught:
@@ -241,6 +262,7 @@ def test_the_askers_timeout_ends_a_running_question_timed_out(
     assert question.status == "timed_out"
     assert store.get_job(question.question_uuid).state == "TIMED_OUT"
     assert outputs_of(question.question_uuid) == []
+    app_threads_end(client)
 
 
 def test_cancel_a_queued_question_cancels_its_future(
@@ -257,16 +279,20 @@ def test_cancel_a_queued_question_cancels_its_future(
     )
     _, question_uuid = child(service, "big").ask(input_values={"n": 2}, asynchronous=True)
     key = f"assay-job-{question_uuid}"
-    assert client.run_on_scheduler(_scheduler_task_states).get(key) == "no-worker"
+    # Submits and cancels travel on the client's message stream: wait for the scheduler's view.
+    scheduler_sees(client, lambda states: states.get(key) == "no-worker")  # no worker has CPU=64
 
     assert Child.cancel(question_uuid) is True
     with pytest.raises(QuestionCancelled):
         Child.get_answer(question_uuid, timeout=60)
     assert store.get_job(question_uuid).state == "STOPPED"
-    # The cancel travels on the client's message stream: wait for the scheduler to drop it.
-    deadline = time.monotonic() + 30
-    while key in client.run_on_scheduler(_scheduler_task_states):
-        assert time.monotonic() < deadline, "the scheduler still holds the cancelled task"
+    scheduler_sees(client, lambda states: key not in states)
+
+
+def scheduler_sees(client: Any, condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition(client.run_on_scheduler(_scheduler_task_states)):
+        assert time.monotonic() < deadline, "the scheduler's task states never got there"
         time.sleep(0.05)
 
 

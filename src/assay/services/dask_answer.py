@@ -25,18 +25,20 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import shutil
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from assay.bundles.workspace import Workspace
-from assay.core.errors import InvalidTransition, JobStopped
+from assay.core.errors import InvalidTransition, JobNotFound, JobStopped
 from assay.jobs import store
 from assay.jobs.payloads import exception_payload
 from assay.jobs.recorder import JobRecorder
 from assay.jobs.runner import JobContext
 
+logger = logging.getLogger(__name__)
 POLL_S = 0.2
 STOP_GRACE_S = 2.0
 
@@ -84,16 +86,22 @@ class _Watch:
     def _run(self) -> None:
         job_id, ws = self.ctx.job_id, self.ctx.workspace
         while not self._done.wait(POLL_S):
-            record = store.get_job(job_id, workspace=ws)
-            if not (record.stop_requested or record.terminal):
+            try:
+                record = store.get_job(job_id, workspace=ws)
+            except JobNotFound:
+                record = None  # its row was removed: nobody waits for this answer
+            except Exception as error:  # the catalog did not answer this time: ask again
+                logger.warning("question %s: reading its stop request: %s", job_id, error)
+                continue
+            if record is not None and not (record.stop_requested or record.terminal):
                 continue
             self.stopped = True
             waited = 0.0
             while self._interrupt() and not self._done.wait(POLL_S):
                 waited += POLL_S  # again: the app may have caught it in a finally or a handler
-                if waited >= STOP_GRACE_S and not record.terminal:
+                if waited >= STOP_GRACE_S and record is not None and not record.terminal:
                     _fire_stop(job_id, ws, "the app did not stop within the grace period")
-                    record = store.get_job(job_id, workspace=ws)
+                    record = None
             return
 
     @contextlib.contextmanager
