@@ -16,6 +16,10 @@ Rows (one run, one machine, catalog on a throwaway PostgreSQL database):
   cluster vs through Assay on Dask (job rows, bundles, catalog). Target ratio <= 2x.
 - ``reconcile``: 100 jobs recorded RUNNING on a dask environment whose scheduler restarted
   (a fresh cluster that holds none of their keys); time of ``reconcile_dask`` to end them all.
+- ``question``: the round trip of a question to a trivial service (``Child.ask`` to answer),
+  median of ``--questions`` asked one after another, on the dask environment (a task on the
+  same LocalCluster) vs the local backend's fresh worker process (``ASSAY_WORKER_POOL`` unset).
+  No target: recorded to show what a question on Dask costs.
 
 The load average is recorded before and after: other processes share these 2 cores.
 Results: ``bench/results/dask.json`` and ``dask.md``.
@@ -118,6 +122,7 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=0.2)
     parser.add_argument("--jobs", type=int, default=100, help="jobs to reconcile")
+    parser.add_argument("--questions", type=int, default=15, help="questions per backend")
     args = parser.parse_args()
 
     load_before = os.getloadavg()
@@ -188,6 +193,7 @@ def run(args: Any, loops: int, work: Path, cluster: Any, client_class: Any) -> d
         del futures
 
     reconcile_s, settled = reconcile_after_restart(args.jobs, cluster)
+    local_q, dask_q = question_round_trip(work, args.questions)
     return {
         "tasks": n + 1,
         "task_seconds_target": args.seconds,
@@ -204,7 +210,44 @@ def run(args: Any, loops: int, work: Path, cluster: Any, client_class: Any) -> d
         "reconcile_jobs": args.jobs,
         "reconcile_s": round(reconcile_s, 3),
         "reconcile_settled": settled,
+        "questions": args.questions,
+        "question_local_fresh_process_ms": round(local_q * 1000, 1),
+        "question_dask_ms": round(dask_q * 1000, 1),
+        "question_dask_vs_local": round(dask_q / local_q, 2),
     }
+
+
+ECHO_APP = """
+def run(analysis):
+    analysis.output_values = {"echo": analysis.input_values["i"]}
+"""
+
+
+def question_round_trip(work: Path, count: int) -> tuple[float, float]:
+    """Median seconds of ``Child.ask`` to a trivial service: local fresh process, then dask."""
+    import statistics
+
+    from assay.services import Child
+
+    os.environ.pop("ASSAY_WORKER_POOL", None)
+    folder = work / "echo"
+    folder.mkdir()
+    (folder / "app.py").write_text(ECHO_APP)
+    (folder / "twine.json").write_text(json.dumps({"input_values_schema": {"type": "object"}}))
+    config = {"name": "echo", "namespace": "bench", "tag": "1.0.0"}
+    (folder / "assay.yaml").write_text(json.dumps({"services": [config]}))
+    medians = []
+    for backend in ({}, {"environment": "cluster"}):
+        child = Child("bench/echo:1.0.0", backend={"name": "local", "path": str(folder), **backend})
+        child.ask(input_values={"i": -1})  # warm: imports, the client, the worker probe
+        took = []
+        for i in range(count):
+            start = time.perf_counter()
+            answer, _ = child.ask(input_values={"i": i})
+            took.append(time.perf_counter() - start)
+            assert answer["output_values"] == {"echo": i}
+        medians.append(statistics.median(took))
+    return medians[0], medians[1]
 
 
 def reconcile_after_restart(count: int, cluster: Any) -> tuple[float, int]:
@@ -248,7 +291,12 @@ def markdown(r: dict[str, Any]) -> str:
         f"| Assay/bare = {r['assay_on_dask_vs_bare']} | <= 2x: "
         f"{verdict(r['assay_on_dask_vs_bare'] <= 2.0)} |\n"
         f"| reconcile {r['reconcile_jobs']} lost jobs after a scheduler restart | "
-        f"{r['reconcile_s']} | {r['reconcile_settled']} settled | |\n\n"
+        f"{r['reconcile_s']} | {r['reconcile_settled']} settled | |\n"
+        f"| question round trip, local backend (fresh worker process), median of "
+        f"{r['questions']} | {r['question_local_fresh_process_ms'] / 1000:.3f} | 1.00 | |\n"
+        f"| question round trip on Dask (one task on the same LocalCluster), median of "
+        f"{r['questions']} | {r['question_dask_ms'] / 1000:.3f} | "
+        f"Dask/local = {r['question_dask_vs_local']} | |\n\n"
         f"Assay's cost per task on Dask over bare client.submit: {r['overhead_per_task_ms']} ms "
         "(job rows and events, a bundle per task, catalog reads, on PostgreSQL; negative: "
         "within the noise).\n\n"

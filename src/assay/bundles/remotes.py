@@ -163,21 +163,10 @@ def push(
     if todo:
         with workspace.read() as conn:
             files = remote_queries.files_of_many(conn, [r.uuid for r in todo])
-        blobs = {f.blob_hash: f.size for r in todo for f in files[r.uuid]}
         _require_local(workspace, todo, files)
-        present = remote.store.existing_blobs(blobs)
-        missing = {h: s for h, s in blobs.items() if h not in present}
-        remote.store.upload_blobs(workspace.store, missing, progress)
-        remote.store.parallel(lambda r: remote.write_record(r, files[r.uuid]), todo)
-        # A removal on another machine may have collected a blob we found present before our
-        # record referenced it: look again now that the record protects it.
-        vanished = present - remote.store.existing_blobs(present)
-        if vanished:
-            remote.store.upload_blobs(workspace.store, {h: blobs[h] for h in vanished})
-        remote.add_segment([entry_of(r) for r in todo])
-        uploaded_blobs = len(missing) + len(vanished)
-        uploaded_bytes = sum(missing.values()) + sum(blobs[h] for h in vanished)
-        present_blobs = len(present) - len(vanished)
+        uploaded_blobs, uploaded_bytes, present_blobs = _send(
+            workspace, remote, todo, files, progress
+        )
     with workspace.write() as conn:
         remote_queries.mark(conn, bound.location, [r.uuid for r in records], PUSHED, time.time())
     _reconcile(workspace, bound.location, index)
@@ -190,6 +179,57 @@ def push(
         bytes_uploaded=uploaded_bytes,
         blobs_already_there=present_blobs,
     )
+
+
+def _send(
+    workspace: Workspace,
+    remote: RemoteContext,
+    records: list[BundleRecord],
+    files: Mapping[str, list[FileEntry]],
+    progress: ProgressCallback | None = None,
+) -> tuple[int, int, int]:
+    """The remote side of a push: blobs the remote lacks, a record per bundle, one index
+    segment (in that order); ``(blobs uploaded, bytes uploaded, blobs already there)``."""
+    blobs = {f.blob_hash: f.size for r in records for f in files[r.uuid]}
+    present = remote.store.existing_blobs(blobs)
+    missing = {h: s for h, s in blobs.items() if h not in present}
+    remote.store.upload_blobs(workspace.store, missing, progress)
+    remote.store.parallel(lambda r: remote.write_record(r, files[r.uuid]), records)
+    # A removal on another machine may have collected a blob we found present before our
+    # record referenced it: look again now that the record protects it.
+    vanished = present - remote.store.existing_blobs(present)
+    if vanished:
+        remote.store.upload_blobs(workspace.store, {h: blobs[h] for h in vanished})
+    remote.add_segment([entry_of(r) for r in records])
+    return (
+        len(missing) + len(vanished),
+        sum(missing.values()) + sum(blobs[h] for h in vanished),
+        len(present) - len(vanished),
+    )
+
+
+def push_prepared(
+    workspace: Workspace, context: str, bundles: list[tuple[BundleRecord, list[FileEntry]]]
+) -> RemoteBinding | None:
+    """Push committed bundles whose catalog rows are not written yet (their blobs are in the
+    local store): the remote lists them, complete, before the transaction that writes their
+    rows, so nothing the catalog shows is missing on the remote. The binding pushed to (None:
+    the context has no remote); ``mark_pushed`` records it after the rows are written."""
+    bound = binding(workspace, context)
+    if bound is None or not bundles:
+        return bound
+    for record, _ in bundles:
+        if not record.committed:
+            raise NotCommitted(f"bundle {record.name}@{record.uuid[:8]} is not committed")
+    remote = open_context(workspace, bound)
+    _send(workspace, remote, [r for r, _ in bundles], {r.uuid: e for r, e in bundles})
+    return bound
+
+
+def mark_pushed(workspace: Workspace, bound: RemoteBinding, uuids: list[str]) -> None:
+    """Record that these bundles are on ``bound``'s remote (after ``push_prepared``)."""
+    with workspace.write() as conn:
+        remote_queries.mark(conn, bound.location, uuids, PUSHED, time.time())
 
 
 def _require_local(

@@ -157,8 +157,8 @@ def jobs_logs(
     """Print a job's log lines (its own log events and its process's output)."""
     out = Output.of(ctx)
     job_id = store.get_job(job).job_id
-    events = store.list_events(job_id, types=["log"])
     if not follow:
+        events = store.list_events(job_id, types=["log"])
 
         def render(console: Console) -> None:
             for event in events:
@@ -166,27 +166,20 @@ def jobs_logs(
 
         out.emit([event_dict(e) for e in events], render)
         return
-    last_seq = 0
-    last_check = time.monotonic()
-    while True:
-        for event in events:
-            if out.json:
-                write_json_line(event_dict(event))
-            else:
-                out.console.out(_log_line(event), highlight=False)
-            last_seq = event.seq
-        record = store.get_job(job_id)
-        if record.terminal:
-            remaining = store.list_events(job_id, after_seq=last_seq, types=["log"])
-            if not remaining:
-                return
-            events = remaining
+    last_check = [time.monotonic()]
+
+    def idle(record: Any) -> None:
+        if time.monotonic() - last_check[0] >= 1.0:  # a job whose supervisor died ends
+            last_check[0] = time.monotonic()
+            reconcile_job(record.job_id)
+
+    for event in store.follow_events(job_id, poll_s=0.1, idle=idle):
+        if event.type != "log":
             continue
-        if time.monotonic() - last_check >= 1.0:
-            last_check = time.monotonic()
-            reconcile_job(job_id)
-        time.sleep(0.1)
-        events = store.list_events(job_id, after_seq=last_seq, types=["log"])
+        if out.json:
+            write_json_line(event_dict(event))
+        else:
+            out.console.out(_log_line(event), highlight=False)
 
 
 def write_json_line(document: Any) -> None:

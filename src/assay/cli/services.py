@@ -168,12 +168,23 @@ def run(
             show_default=False,
         ),
     ] = None,
+    environment: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            "-e",
+            metavar="ENV",
+            help="Answer in this compute environment (executor: dask runs it on the cluster).",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Run the service in this folder (or --service-config) as a question, and print the answer.
 
-    The app runs in its own process; its log records are shown on stderr. Outputs are validated
-    against the twine and output datasets committed as bundles (see docs/services.md).
+    The app runs in its own process (with --env on an executor: dask environment, as a task on
+    a Dask worker); its log records are shown on stderr. Outputs are validated against the twine
+    and output datasets committed as bundles (see docs/services.md, docs/scale-out.md).
     """
     from assay.services.child import Child
     from assay.services.config import load_config, select_service
@@ -196,7 +207,10 @@ def run(
         if root.getEffectiveLevel() > logging.INFO:
             root.setLevel(logging.INFO)
     try:
-        child = Child(config.sruid, backend={"name": "local", "path": str(config.source)})
+        backend = {"name": "local", "path": str(config.source)}
+        if environment is not None:
+            backend["environment"] = environment
+        child = Child(config.sruid, backend=backend)
         answer, question_uuid = child.ask(
             input_values=values,
             input_manifest=manifest,

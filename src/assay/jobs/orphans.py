@@ -39,6 +39,8 @@ def orphan_reason(record: JobRecord, stale_after_s: float = STALE_AFTER_S) -> st
     """Why ``record``'s supervisor is known to be gone, or None (alive, or cannot tell yet)."""
     if machine_for(record.machine).is_terminal(record.state):
         return None
+    if isinstance(record.launch, dict) and record.launch.get("executor") == "dask":
+        return None  # its task on a Dask worker owns it: settled by reconcile_dask
     if record.pid is not None and record.host == store.HOST and not _pid_alive(record.pid):
         return f"its supervising process {record.pid} on {record.host} died"
     seen = record.last_seen if record.last_seen is not None else record.updated

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from assay.bundles.workspace import Workspace, open_workspace
@@ -147,6 +147,46 @@ def list_events(
             raise JobNotFound(f"no job {job_id}", {"job_id": job_id})
         rows = queries.events(conn, job_id, after_seq=after_seq, limit=limit, types=types)
     return [event_of(row) for row in rows]
+
+
+def read_since(
+    job_id: str, after_seq: int, limit: int, *, workspace: Workspace | None = None
+) -> tuple[JobRecord, list[JobEvent]]:
+    """The job, then at most ``limit`` of its events after ``after_seq``: read in that order,
+    so when the record is terminal and fewer than ``limit`` events came back, every last event
+    has been read (a job writes its events before or with its terminal transition). One step
+    of every follower of a job's events (the server's SSE stream, ``follow_events``)."""
+    ws = _workspace(workspace)
+    record = get_job(job_id, workspace=ws)
+    return record, list_events(record.job_id, after_seq, limit, workspace=ws)
+
+
+def follow_events(
+    job_id: str,
+    after_seq: int = 0,
+    *,
+    batch: int = 200,
+    poll_s: float = 0.05,
+    idle: Callable[[JobRecord], None] | None = None,
+    workspace: Workspace | None = None,
+) -> Iterator[JobEvent]:
+    """A job's events after ``after_seq`` as they are written, until the job is terminal and
+    every event has been yielded. ``idle(record)`` is called after each read that found
+    nothing new (a caller's deadline or health check; it may raise to stop following)."""
+    ws = _workspace(workspace)
+    seen = after_seq
+    while True:
+        record, events = read_since(job_id, seen, batch, workspace=ws)
+        for event in events:
+            seen = event.seq
+            yield event
+        if len(events) == batch:
+            continue  # more waiting: no pause
+        if record.terminal:
+            return
+        if not events and idle is not None:
+            idle(record)
+        time.sleep(poll_s)
 
 
 def wait_terminal(

@@ -3,7 +3,9 @@
 Used by pipeline tasks and anything else that runs Python here rather than in a child process.
 The catalog is the source of truth: ``run_inline`` fires ``run`` before calling the function and
 exactly one terminal event after it, and never raises for the function's own failure (the
-caller reads the returned record). A stop requested from any process (``request_stop``) is seen
+caller reads the returned record). A function that records its job's outcome itself (with
+its kind's side rows in the same transaction, say) sets ``ctx.ended`` and no further
+transition is fired. A stop requested from any process (``request_stop``) is seen
 by ``JobContext.stop_requested()``; the function ends STOPPED by raising ``JobStopped`` (or
 ``ctx.check_stop()`` does it), or by returning after the flag was set.
 """
@@ -38,6 +40,8 @@ class JobContext:
         self.workspace = workspace
         self.poll_interval = poll_interval
         self._stop = False
+        #: Set by a function that recorded its job's terminal transition itself.
+        self.ended = False
         self._last_poll = 0.0
         self._lock = threading.Lock()
 
@@ -111,6 +115,8 @@ def _call(
 ) -> JobRecord:
     try:
         value = fn(ctx)
+        if ctx.ended:
+            return store.get_job(job_id, workspace=ws)
     except JobStopped as exc:
         return _end(job_id, "stop", ws, payload={"reason": str(exc)})
     except (KeyboardInterrupt, SystemExit) as exc:

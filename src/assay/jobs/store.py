@@ -32,9 +32,11 @@ from assay.jobs._json import dumps
 from assay.jobs.fsm import State, machine_for
 from assay.jobs.reads import (
     event_row,
+    follow_events,
     get_job,
     list_events,
     list_jobs,
+    read_since,
     record_of,
     wait_terminal,
 )
@@ -48,11 +50,13 @@ __all__ = [
     "create_job",
     "fire",
     "fire_in",
+    "follow_events",
     "format_exception",
     "get_job",
     "heartbeat",
     "list_events",
     "list_jobs",
+    "read_since",
     "request_stop",
     "set_fields",
     "stop_requested",

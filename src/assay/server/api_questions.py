@@ -40,6 +40,8 @@ class AskBody(BaseModel):
     heartbeat_interval: float = Field(default=1.0, gt=0, le=3600)
     maximum_heartbeat_interval: float = Field(default=10.0, gt=0, le=86_400)
     max_retries: int = Field(default=0, ge=0, le=10)
+    #: A compute environment of this server (``executor: dask``: answered on its cluster).
+    environment: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 def question_json(record: events.QuestionRecord) -> dict[str, Any]:
@@ -61,7 +63,10 @@ def question_json(record: events.QuestionRecord) -> dict[str, Any]:
 
 @router.post("/questions", status_code=202, summary="Ask a service a question")
 def ask(body: AskBody, _: Writer) -> dict[str, Any]:
-    _answer, question_uuid = Child(body.service_id).ask(
+    backend = {"name": "local"}
+    if body.environment is not None:
+        backend["environment"] = body.environment
+    _answer, question_uuid = Child(body.service_id, backend=backend).ask(
         input_values=body.input_values,
         input_manifest=body.input_manifest,
         children=body.children,

@@ -115,11 +115,10 @@ async def event_stream(
         idle = 0.0
         yield "retry: 1000\n\n"
         while True:
-            # Read the state before the events: a job seen terminal here has written all of
-            # its events, so the read below gets every last one.
-            record = await run_in_threadpool(store.get_job, job.job_id, workspace=workspace)
-            batch = await run_in_threadpool(
-                store.list_events, job.job_id, seen, BATCH, workspace=workspace
+            # The state, then the events (``read_since``): a job seen terminal here has
+            # written all of its events, so this read gets every last one.
+            record, batch = await run_in_threadpool(
+                store.read_since, job.job_id, seen, BATCH, workspace=workspace
             )
             for event in batch:
                 yield _frame(event)

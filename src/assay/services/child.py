@@ -55,7 +55,7 @@ DEFAULT_HEARTBEAT_INTERVAL = 1.0
 DEFAULT_MAXIMUM_HEARTBEAT_INTERVAL = 10.0
 _UNKNOWN_GRACE = 1.0
 BACKENDS = ("local", "http")
-_LOCAL_BACKEND_KEYS = frozenset({"name", "path"})
+_LOCAL_BACKEND_KEYS = frozenset({"name", "path", "environment"})
 
 #: Asynchronous questions of this process: uuid -> (future, time it was done or None). An entry
 #: goes when its answer is fetched, or ``FUTURE_TTL`` seconds after it is done (the answer
@@ -68,8 +68,10 @@ _reconcile_lock = threading.Lock()
 
 
 def check_backend(backend: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A copy of ``backend``, checked: ``local`` (a service folder on this machine) or
-    ``http`` (a service behind an Assay server: ``url``, ``token``)."""
+    """A copy of ``backend``, checked: ``local`` (a service folder on this machine; with
+    ``environment`` naming an ``executor: dask`` environment the question is answered on its
+    cluster, see ``assay.services.dask_backend``) or ``http`` (a service behind an Assay
+    server: ``url``, ``token``)."""
     if backend is None:
         return {"name": "local"}
     if not isinstance(backend, Mapping) or not isinstance(backend.get("name"), str):
@@ -91,6 +93,8 @@ def check_backend(backend: Mapping[str, Any] | None) -> dict[str, Any]:
             f"backend {name!r}: unknown key {unknown[0]!r} (known keys: "
             f"{', '.join(sorted(_LOCAL_BACKEND_KEYS))})"
         )
+    if not isinstance(checked.get("environment", ""), str):
+        raise InvalidInput("backend 'local': environment must be an environment id")
     return checked
 
 
@@ -216,6 +220,12 @@ class Child:
             max_retries=max_retries,
             prevent_retries_when=tuple(prevent_retries_when or ()),
         )
+        if self.backend.get("environment") is not None:
+            from assay.services import dask_backend  # an executor: dask environment
+
+            attempt.environment = dask_backend.dask_environment(self.backend)
+            if attempt.environment is not None:  # checked before anything is recorded
+                dask_backend.prepare(attempt.environment, service, attempt.base)
         _reconcile_once()
         if asynchronous:
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -359,6 +369,7 @@ class _Attempts:
         self.maximum_heartbeat_interval = maximum_heartbeat_interval
         self.max_retries = max_retries
         self.prevent_retries_when = prevent_retries_when
+        self.environment: Any = None  # a dask environment: see assay.services.dask_backend
 
     def run(self, started: threading.Event | None = None) -> dict[str, Any]:
         retry = 0
@@ -392,7 +403,7 @@ class _Attempts:
         }
         originator = question["originator_question_uuid"] or self.question_uuid
         question["originator_question_uuid"] = originator
-        local = LocalQuestion(
+        arguments = (
             self.service,
             self.twine,
             question,
@@ -400,6 +411,12 @@ class _Attempts:
             self.handle_monitor_message,
             self.child.received_events,
         )
+        if self.environment is not None:
+            from assay.services.dask_backend import DaskQuestion
+
+            local: Any = DaskQuestion(*arguments, environment=self.environment)
+        else:
+            local = LocalQuestion(*arguments)
         local.create_job(
             {
                 "asker_pid": os.getpid(),

@@ -4,6 +4,9 @@
                   backend={"name": "http", "url": "https://assay.lab.example", "token": TOKEN})
     answer, question_uuid = child.ask(input_values={...}, handle_monitor_message=print)
 
+(``"environment": ENV`` in the backend asks the server to answer in its compute environment
+``ENV``; see ``assay.services.dask_backend``.)
+
 The server runs the question through the local backend's own code (``/api/v1/questions``);
 this side follows the question's job events over Server-Sent Events
 (``/api/v1/jobs/{uuid}/stream``, resumed with ``Last-Event-ID`` after a dropped connection)
@@ -40,28 +43,19 @@ from typing import Any
 from assay.core import errors
 from assay.core.errors import (
     InvalidInput,
-    InvalidMonitorMessage,
     QuestionCancelled,
     QuestionTimeout,
 )
 from assay.core.manifest import Manifest, local_files_refused
 from assay.services.context import current_question, to_manifest
+from assay.services.delivery import Delivery
 from assay.services.exceptions import rebuild_exception
 from assay.services.http_client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Server
-from assay.services.protocol import emit_log_record
 from assay.services.twine import Twine
 
 logger = logging.getLogger(__name__)
 
-KEYS = frozenset({"name", "url", "token", "verify", "timeout", "retries"})
-_EVENT_KINDS = {"log": "log_record", "monitor": "monitor_message"}
-_TRANSITION_KINDS = {
-    "run": "delivery",
-    "finish": "result",
-    "fail": "exception",
-    "time_out": "exception",
-    "stop": "cancelled",
-}
+KEYS = frozenset({"name", "url", "token", "verify", "timeout", "retries", "environment"})
 #: Questions asked over HTTP by this process: uuid -> backend (for cancel and get_answer).
 _asked: dict[str, dict[str, Any]] = {}
 _asked_lock = threading.Lock()
@@ -89,6 +83,8 @@ def check(backend: Mapping[str, Any]) -> dict[str, Any]:
     retries = checked.get("retries", DEFAULT_RETRIES)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidInput(f"backend 'http': retries must be a whole number >= 0, got {retries!r}")
+    if not isinstance(checked.get("environment", ""), str):
+        raise InvalidInput("backend 'http': environment must be an environment id")
     checked["url"] = url.rstrip("/")
     return checked
 
@@ -143,6 +139,8 @@ def ask(
         "heartbeat_interval": heartbeat_interval,
         "maximum_heartbeat_interval": maximum_heartbeat_interval,
     }
+    if child.backend.get("environment") is not None:  # one of the server's environments
+        body["environment"] = child.backend["environment"]
     asked = _Asked(child, server, twine, body, handle_monitor_message, subscribe_to_logs, timeout)
     if asynchronous:
         uuid = asked.post(question_uuid or str(uuid_module.uuid4()))
@@ -230,28 +228,15 @@ class _Asked:
     def _deliver(self, uuid: str, kind: str, data: Any) -> None:
         if not isinstance(data, dict):
             return
-        payload = data.get("payload") or {}
-        name = _EVENT_KINDS.get(kind) or _TRANSITION_KINDS.get(str(data.get("event")))
-        received = self.child.received_events
-        if name is not None and received is not None and len(received) < 10_000:
-            received.append({"kind": name, "payload": payload})
-        if kind == "log" and self.subscribe_to_logs:
-            emit_log_record(payload, self.child.id, uuid)
-        elif kind == "monitor":
-            message = payload.get("data")
-            try:
-                self.twine.validate_monitor_message(message)
-            except InvalidMonitorMessage as error:
-                logger.warning(
-                    "[%s | %s] monitor message ignored: %s", self.child.id, uuid, error.message
-                )
-                return
-            if self.handle_monitor_message is not None:
-                try:
-                    self.handle_monitor_message(message)
-                except Exception:
-                    cancel(uuid)  # as locally: the handler's error ends the question
-                    raise
+        Delivery(
+            self.child.id,
+            uuid,
+            self.twine,
+            self.handle_monitor_message,
+            self.subscribe_to_logs,
+            self.child.received_events,
+            lambda: cancel(uuid),
+        ).deliver(kind, data.get("event"), data.get("payload") or {})
 
 
 def answer_of(server: Server, uuid: str, service_id: str) -> dict[str, Any]:

@@ -351,26 +351,9 @@ class LocalQuestion:
     def _record_failure(self, event: str, payload: dict[str, Any]) -> bool:
         """Record the question's failure (``event``: fail or time_out) and its error payload in
         one transaction. False when another process recorded an outcome first (it stands)."""
-        from assay.catalog import question_queries
+        from assay.services.publishing import record_failure
 
-        question_uuid = self.question_uuid
-        error_text = dumps_json(payload)
-
-        def side(conn: Any) -> None:
-            question_queries.update_question(conn, question_uuid, {"error": error_text})
-
-        try:
-            self.recorder.fire(
-                event,
-                payload=payload,
-                error=f"{payload.get('type')}: {payload.get('message')}",
-                side=side,
-                flush=True,
-            )
-        except InvalidTransition as lost:
-            logger.warning("question %s: %s", question_uuid, lost.message)
-            return False
-        return True
+        return record_failure(self.recorder, self.question_uuid, event, payload)
 
     def _fail(self, event: str, error: AssayError) -> BaseException:
         error.service_id = self.service.sruid  # type: ignore[attr-defined]

@@ -12,11 +12,16 @@ fails; a lost race (the job was stopped or reconciled meanwhile) writes no bundl
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
+from assay.core.errors import InvalidTransition
 from assay.core.manifest import Manifest
 from assay.jobs.recorder import JobRecorder
 from assay.services.config import ServiceConfig
+
+logger = logging.getLogger(__name__)
 
 
 def publish(
@@ -25,10 +30,14 @@ def publish(
     question: dict[str, Any],
     payload: dict[str, Any],
     publish_info: dict[str, Any] | None,
+    before_commit: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any]:
     """Record the answer (publishing output datasets first); returns ``{"output_values",
     "output_manifest"}`` as recorded. Raises ``InvalidTransition`` when the job's state no
-    longer allows it (another process recorded an outcome first)."""
+    longer allows it (another process recorded an outcome first). ``before_commit(outputs)``
+    runs once the output blobs are stored and before the transaction that writes the bundles
+    (a Dask worker uploads the blobs to the context's remote there); it may return the
+    ``PreparedOutputs`` to write instead."""
     result = {
         "output_values": payload.get("output_values"),
         "output_manifest": payload.get("output_manifest"),
@@ -62,6 +71,8 @@ def publish(
             output_location=service.output_location,
             workspace=workspace,
         )
+        if before_commit is not None:
+            outputs = before_commit(outputs) or outputs
         result["output_manifest"] = outputs.manifest.serialise()
 
         def write(conn: Any) -> None:
@@ -76,3 +87,31 @@ def publish(
         )
     remove_views(workspace, pruned)
     return result
+
+
+def record_failure(
+    recorder: JobRecorder, question_uuid: str, event: str, payload: dict[str, Any]
+) -> bool:
+    """Record the question's failure (``event``: fail or time_out) and its error payload (the
+    side row's ``error``, which the asker rebuilds its exception from) in one transaction.
+    False when another process recorded an outcome first (it stands)."""
+    from assay.catalog import question_queries
+    from assay.services.events import dumps_json
+
+    error_text = dumps_json(payload)
+
+    def side(conn: Any) -> None:
+        question_queries.update_question(conn, question_uuid, {"error": error_text})
+
+    try:
+        recorder.fire(
+            event,
+            payload=payload,
+            error=f"{payload.get('type')}: {payload.get('message')}",
+            side=side,
+            flush=True,
+        )
+    except InvalidTransition as lost:
+        logger.warning("question %s: %s", question_uuid, lost.message)
+        return False
+    return True

@@ -168,13 +168,18 @@ class DaskExecutor:
         """Stop a job: recorded in the catalog (what running tasks look at), and its pending
         future cancelled."""
         record = store.request_stop(job_id, workspace=self.workspace)
+        self.cancel(job_id)
+        return record
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel the job's future: a pending task never runs (Dask does not interrupt a
+        running one: that is the stop request's work)."""
         from distributed import Future
 
         client = self.client
         future: Any = Future(job_key(job_id), client=client)
         client.cancel([future], force=True)
         future.release()
-        return record
 
     def wait(self, job_id: str, timeout: float | None = None, interval: float = 0.05) -> JobRecord:
         """Poll the catalog until the job is terminal (or ``timeout`` passed)."""
