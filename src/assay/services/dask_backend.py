@@ -190,8 +190,10 @@ class DaskQuestion:
             write=True,
         )
 
-    def start(self) -> None:
-        """Submit the question's task (queued: ``assay-job-<uuid>``)."""
+    def start(self, timeout: float | None = None) -> None:
+        """Submit the question's task (queued: ``assay-job-<uuid>``); ``timeout`` is the
+        local backend's (a wait for a fork server), unused here: ``wait`` applies it."""
+        del timeout
         try:
             self.executor.submit(self.question_uuid, ENTRY, probe=False)
         except Exception as error:  # could not queue it: the question fails, saying why
