@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from assay.bundles import operations
 from assay.bundles.workspace import open_workspace
@@ -33,7 +31,11 @@ from assay.cli.session import (
     require_context,
 )
 from assay.core.errors import BundleNotFound, InvalidInput
-from assay.core.records import BundleRecord, FileEntry
+
+if TYPE_CHECKING:  # Rich is imported when a table is drawn (a long listing draws none)
+    from rich.console import Console
+
+    from assay.core.records import BundleRecord, FileEntry
 
 
 def _newest_per_name(records: list[BundleRecord]) -> list[BundleRecord]:
@@ -44,13 +46,12 @@ def _newest_per_name(records: list[BundleRecord]) -> list[BundleRecord]:
 
 
 def _show_listing(out: Output, records: list[BundleRecord], empty: str) -> None:
-    def render(console: Console) -> None:
-        if records:
-            print_bundles(console, records)
-        else:
-            console.print(Text(empty))
-
-    out.emit([bundle_dict(record) for record in records], render)
+    if out.json:
+        out.emit([bundle_dict(record) for record in records])
+    elif records:
+        print_bundles(out, records)
+    else:
+        out.emit(None, empty)
 
 
 def ls(
@@ -129,6 +130,8 @@ def search(
 
 
 def _details(record: BundleRecord) -> list[tuple[str, Any]]:
+    from rich.text import Text
+
     dependencies = Text()
     for index, dependency in enumerate(record.dependencies):
         if index:

@@ -29,7 +29,7 @@ from typer._click import Context as ClickContext  # the Context type TyperGroup.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from assay.cli import lazy
+from assay.cli import lazy, plainparams
 from assay.cli.output import report_error
 from assay.cli.session import JsonOption, Session, session
 from assay.core.errors import AssayError
@@ -162,7 +162,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": plainparams.HELP_OPTION_NAMES},
 )
 
 
@@ -191,7 +191,7 @@ def _exit_code(code: object) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console-script entry point; returns the process exit code."""
-    command = typer.main.get_command(app)
+    command = plainparams.install(typer.main.get_command(app))
     try:
         command.main(
             args=list(argv) if argv is not None else None,
