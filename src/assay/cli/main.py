@@ -88,6 +88,14 @@ class AssayGroup(TyperGroup):
         finally:
             self._listing = False
 
+    def shell_complete(self, ctx: ClickContext, incomplete: str) -> list[Any]:
+        # Completing a command's name lists names and one-line help, importing no command.
+        self._listing = True
+        try:
+            return super().shell_complete(ctx, incomplete)
+        finally:
+            self._listing = False
+
     def make_context(
         self,
         info_name: str | None,
@@ -161,7 +169,7 @@ app = typer.Typer(
     help="Assay: versioned, content-addressed bundles of data in named contexts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
     context_settings={"help_option_names": plainparams.HELP_OPTION_NAMES},
 )
 
