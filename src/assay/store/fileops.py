@@ -16,8 +16,9 @@ import blake3
 from assay.core.errors import UnreadableFile
 
 _FICLONE = 0x40049409  # ioctl number of Linux's FICLONE (reflink a whole file)
-#: How much one copy call moves: the hashing thread follows the copy chunk by chunk.
-COPY_CHUNK = 32 * 1024 * 1024
+#: How much one copy call moves: the hashing thread follows the copy chunk by chunk, so it
+#: ends one chunk after the copy (and reads what the copy wrote while it may still be cached).
+COPY_CHUNK = 8 * 1024 * 1024
 #: ``copy_file_range`` cannot copy between these two files: copy them another way.
 _NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.ETXTBSY}
 
