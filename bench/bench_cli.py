@@ -5,6 +5,11 @@ Run with Assay's interpreter::
 
     .venv/bin/python bench/bench_cli.py            # 1,000 bundles, best of 5
     .venv/bin/python bench/bench_cli.py --quick    # 200 bundles, best of 3
+    .venv/bin/python bench/bench_cli.py --baseline /other/checkout/.venv/bin/assay
+
+``--baseline`` times another build of Assay (e.g. the main branch's) in the same run, on the
+same catalog, as rows ``baseline_*``: on a shared machine, the ratio to it says more than the
+absolute figures.
 
 Each figure is the wall clock of a fresh process (start-up included), best of N, next to
 references measured in the same run: ``python -c pass`` (the interpreter's floor), ``git
@@ -73,24 +78,45 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _time(command: list[str], env: dict[str, str], tries: int) -> dict[str, Any]:
-    """Best and median wall clock, and the best CPU time (user + system: less sensitive to
-    other processes on a shared machine than the wall clock, though not immune)."""
-    seconds: list[float] = []
-    cpu: list[float] = []
+def _run_once(command: list[str], env: dict[str, str]) -> tuple[float, float] | str:
+    """(wall seconds, CPU seconds: user + system) of one fresh process, or its error."""
+    cpu_start = _children_cpu()
+    start = time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, check=False)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        return result.stderr.decode(errors="replace").strip()[-300:]
+    return seconds, _children_cpu() - cpu_start
+
+
+def _time_all(
+    commands: dict[str, list[str]], env: dict[str, str], tries: int
+) -> dict[str, dict[str, Any]]:
+    """Every command once per round, ``tries`` rounds (so a change of load on the shared
+    machine hits all rows alike): best and median wall clock, and the best CPU time (less
+    sensitive to other processes than the wall clock, though not immune)."""
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    errors: dict[str, str] = {}
     for _ in range(tries):
-        cpu_start = _children_cpu()
-        start = time.perf_counter()
-        result = subprocess.run(command, env=env, capture_output=True, check=False)
-        seconds.append(time.perf_counter() - start)
-        cpu.append(_children_cpu() - cpu_start)
-        if result.returncode != 0:
-            return {"error": result.stderr.decode(errors="replace").strip()[-300:]}
-    return {
-        "seconds": min(seconds),
-        "median_seconds": statistics.median(seconds),
-        "cpu_seconds": min(cpu),
-    }
+        for name, command in commands.items():
+            if name in errors:
+                continue
+            outcome = _run_once(command, _env_for(name, env))
+            if isinstance(outcome, str):
+                errors[name] = outcome
+            else:
+                samples[name].append(outcome)
+    results: dict[str, dict[str, Any]] = {}
+    for name, rows in samples.items():
+        if name in errors:
+            results[name] = {"error": errors[name]}
+            continue
+        results[name] = {
+            "seconds": min(wall for wall, _ in rows),
+            "median_seconds": statistics.median(wall for wall, _ in rows),
+            "cpu_seconds": min(cpu for _, cpu in rows),
+        }
+    return results
 
 
 def _env_for(name: str, env: dict[str, str]) -> dict[str, str]:
@@ -102,6 +128,7 @@ def _env_for(name: str, env: dict[str, str]) -> dict[str, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Assay CLI latency benchmark")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--baseline", help="another build's assay executable, timed alongside")
     args = parser.parse_args()
     count, tries = (200, 3) if args.quick else (1000, 5)
     home = WORK_DIR / f"home-{count}"
@@ -118,12 +145,16 @@ def main() -> int:
     }
     for name in COMPLETION:
         commands[name] = [ASSAY]
+    if args.baseline:
+        for name in ("assay_help", "assay_ls", "assay_search_tag"):
+            commands["baseline_" + name.removeprefix("assay_")] = [
+                args.baseline,
+                *commands[name][1:],
+            ]
     if dvc.exists():
         commands["dvc_version"] = [str(dvc), "--version"]
     load_before = load_average()
-    results = {
-        name: _time(command, _env_for(name, env), tries) for name, command in commands.items()
-    }
+    results = _time_all(commands, env, tries)
     floor = results["python_pass"].get("seconds")
     for name, row in results.items():
         if "seconds" in row and floor:
@@ -136,7 +167,8 @@ def main() -> int:
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "bundles": count,
         "tries": tries,
-        "statistic": "best of N wall-clock seconds of a fresh process (median kept too)",
+        "statistic": "best of N wall-clock seconds of a fresh process (median kept too), "
+        "every command once per round; CPU seconds: best user + system time",
         "load_average": {"before": load_before, "after": load_average()},
         "results": results,
     }
