@@ -38,11 +38,12 @@ def try_link(link_type: str, source: Path, temp: Path) -> bool:
 def _reflink(source: Path, temp: Path) -> bool:
     try:
         with open(source, "rb") as src, open(temp, "wb") as dst:
-            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
-    except OSError:
+            linked = _reflinked(src.fileno(), dst.fileno())
+    except OSError:  # cannot open one of them: no reflink, and the caller copies instead
+        linked = False
+    if not linked:
         _remove_quietly(temp)
-        return False
-    return True
+    return linked
 
 
 def read_source(source: Path | str, size: int) -> bytes:
@@ -75,15 +76,11 @@ def copy_and_hash(source_fd: int, dest_fd: int) -> tuple[str, int]:
     (never the source a second time), so the hash names exactly the bytes stored even if the
     source changes meanwhile. Where the file system shares extents (XFS, btrfs), a reflink
     copies nothing and every core hashes; otherwise the kernel copies (``copy_file_range``,
-    else ``sendfile``) while this function's thread hashes with the remaining cores.
+    else ``sendfile``) while a second thread hashes, with the cores the copy leaves free.
     """
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # advice only: a larger read-ahead for a cold source
         os.posix_fadvise(source_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-    try:
-        fcntl.ioctl(dest_fd, _FICLONE, source_fd)
-    except OSError:
-        pass  # no shared extents here (ext4, tmpfs, another file system): copy the bytes
-    else:
+    if _reflinked(source_fd, dest_fd):
         size = os.fstat(dest_fd).st_size
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         _hash_range(dest_fd, 0, size, hasher)
@@ -97,6 +94,16 @@ def copy_and_hash(source_fd: int, dest_fd: int) -> tuple[str, int]:
     finally:
         follower.finish(copied)
     return follower.result(), copied
+
+
+def _reflinked(source_fd: int, dest_fd: int) -> bool:
+    """Whether ``dest_fd`` now shares ``source_fd``'s extents (False on ext4, tmpfs, or
+    across file systems: then the bytes are copied)."""
+    try:
+        fcntl.ioctl(dest_fd, _FICLONE, source_fd)
+    except OSError:
+        return False
+    return True
 
 
 def _copy(source_fd: int, dest_fd: int, follower: _Follower) -> int:
