@@ -1,4 +1,8 @@
-"""Commands that read bundles: ``assay ls``, ``assay search``, ``assay show``, ``assay cat``."""
+"""Commands that read bundles: ``assay ls``, ``assay search``, ``assay show``, ``assay cat``.
+
+The catalog (SQLAlchemy) is imported when a command runs, not with this module, so a command's
+``--help`` and shell completion of its options stay light.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from assay.bundles import operations
-from assay.bundles.workspace import open_workspace
 from assay.cli.output import (
     Output,
     bundle_dict,
@@ -64,6 +66,9 @@ def ls(
     json_output: JsonOption = False,
 ) -> None:
     """List the newest version of every bundle, or the versions of NAME."""
+    from assay.bundles import operations
+    from assay.bundles.workspace import open_workspace
+
     out = Output.of(ctx)
     context_name = require_context(context)
     workspace = open_workspace()
@@ -120,6 +125,9 @@ def search(
     json_output: JsonOption = False,
 ) -> None:
     """Find bundle versions by name pattern, tags, date and committed state (newest first)."""
+    from assay.bundles import operations
+    from assay.bundles.workspace import open_workspace
+
     out = Output.of(ctx)
     tags = parse_tags(tag)
     context_name = require_context(context)
@@ -181,6 +189,9 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Everything about one bundle: identity, provenance, tags and files."""
+    from assay.bundles import operations
+    from assay.bundles.workspace import open_workspace
+
     out = Output.of(ctx)
     context_name = require_context(context)
     workspace = open_workspace()
@@ -214,6 +225,9 @@ def cat(
 
     Files are checked against their hashes before they are shown.
     """
+    from assay.bundles import operations
+    from assay.bundles.workspace import open_workspace
+
     out = Output.of(ctx)
     if name is None and uuid is None:
         raise InvalidInput("give a bundle name or --uuid")
