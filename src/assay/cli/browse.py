@@ -33,6 +33,7 @@ from assay.cli.session import (
     require_context,
 )
 from assay.core.errors import BundleNotFound, InvalidInput
+from assay.core.gcpause import importing
 
 if TYPE_CHECKING:  # Rich is imported when a table is drawn (a long listing draws none)
     from rich.console import Console
@@ -66,8 +67,9 @@ def ls(
     json_output: JsonOption = False,
 ) -> None:
     """List the newest version of every bundle, or the versions of NAME."""
-    from assay.bundles import operations
-    from assay.bundles.workspace import open_workspace
+    with importing():
+        from assay.bundles import operations
+        from assay.bundles.workspace import open_workspace
 
     out = Output.of(ctx)
     context_name = require_context(context)
@@ -125,8 +127,9 @@ def search(
     json_output: JsonOption = False,
 ) -> None:
     """Find bundle versions by name pattern, tags, date and committed state (newest first)."""
-    from assay.bundles import operations
-    from assay.bundles.workspace import open_workspace
+    with importing():
+        from assay.bundles import operations
+        from assay.bundles.workspace import open_workspace
 
     out = Output.of(ctx)
     tags = parse_tags(tag)
@@ -189,8 +192,9 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Everything about one bundle: identity, provenance, tags and files."""
-    from assay.bundles import operations
-    from assay.bundles.workspace import open_workspace
+    with importing():
+        from assay.bundles import operations
+        from assay.bundles.workspace import open_workspace
 
     out = Output.of(ctx)
     context_name = require_context(context)
@@ -225,8 +229,9 @@ def cat(
 
     Files are checked against their hashes before they are shown.
     """
-    from assay.bundles import operations
-    from assay.bundles.workspace import open_workspace
+    with importing():
+        from assay.bundles import operations
+        from assay.bundles.workspace import open_workspace
 
     out = Output.of(ctx)
     if name is None and uuid is None:

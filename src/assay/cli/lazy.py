@@ -8,7 +8,6 @@ docstring line, so the table cannot drift from the code.
 
 from __future__ import annotations
 
-import gc
 import importlib
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from typer._click import Command
 from typer.core import TyperCommand
 
 from assay.cli import plainparams
-from assay.core.gcpause import gc_paused
+from assay.core.gcpause import importing
 
 
 @dataclass(frozen=True)
@@ -86,12 +85,8 @@ def load(name: str) -> Command | None:
     spec = BY_NAME.get(name)
     if spec is None:
         return None
-    # Importing makes objects that live as long as the process: the cycle collector would walk
-    # them again and again (a quarter of the import time), so it waits, and then leaves them
-    # out of later collections (``gc.freeze``).
-    with gc_paused():
+    with importing():  # the collector waits, then leaves the modules out (core/gcpause.py)
         module = importlib.import_module(spec.module)
-        gc.freeze()
     target = getattr(module, spec.attribute)
     command: Command
     if spec.group:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from assay.core.errors import InvalidInput, NoCurrentContext
+from assay.core.gcpause import importing
 from assay.core.names import parse_tag_options
 
 
@@ -99,8 +100,9 @@ def require_context(name: str | None) -> str:
         return name
     # Here, not at the top: ``assay --help`` imports no catalog. Not ``assay.api`` either: the
     # bundles layer is all a listing needs, and the API imports much more.
-    from assay.bundles import current, operations
-    from assay.bundles.workspace import open_workspace
+    with importing():  # see core/gcpause.py
+        from assay.bundles import current, operations
+        from assay.bundles.workspace import open_workspace
 
     workspace = open_workspace()
     found = current.current_context(workspace)
