@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from assay.bundle import Bundle, Lineage
+from assay.bundles import current, maintenance, operations, remotes
 from assay.bundles import lineage as lineage_module
-from assay.bundles import maintenance, operations, remotes
 from assay.bundles.codeversion import code_version
 from assay.bundles.ingest import scan, walk_directory
 from assay.bundles.workspace import Workspace, open_workspace
@@ -95,26 +95,12 @@ def context(context_name: str) -> int:
 
 def current_context() -> str | None:
     """The context the CLI works in (set by ``switch``), or None when none is set."""
-    path = _workspace().settings.current_context_file
-    try:
-        name = path.read_text().strip()
-    except FileNotFoundError:
-        return None
-    return name or None
+    return current.current_context(_workspace())
 
 
 def switch(context_name: str) -> None:
     """Make ``context_name`` the current context (shared with the CLI)."""
-    workspace = _workspace()
-    check_context_name(context_name)
-    if context_name not in {c.name for c in operations.list_contexts(workspace)}:
-        raise ContextNotFound(
-            f"no context named {context_name!r}; create it with 'assay context create {context_name}'"
-        )
-    path = workspace.settings.current_context_file
-    temp = path.with_name(f".{path.name}.{os.getpid()}")
-    temp.write_text(context_name + "\n")
-    os.replace(temp, path)
+    current.switch(_workspace(), context_name)
 
 
 def ls_contexts() -> list[ContextInfo]:

@@ -27,6 +27,7 @@ from sqlalchemy import (
 
 from assay.catalog.schema import bundle_files, bundles, contexts, links, remote_bundles, tags
 from assay.catalog.sql_lists import one_of
+from assay.core.gcpause import without_gc
 from assay.core.hashing import canonical_json
 from assay.core.records import BundleRecord, ContextInfo, Dependency, FileEntry
 
@@ -171,6 +172,7 @@ class BundleQuery:
     keyset: tuple[float, str] | None = None
 
 
+@without_gc  # thousands of records at once (see core/gcpause.py)
 def find_bundles(conn: Connection, query: BundleQuery) -> list[BundleRecord]:
     """Bundles matching ``query``, newest first, with tags and dependencies loaded."""
     conditions: list[Any] = []
@@ -229,6 +231,11 @@ def find_bundles(conn: Connection, query: BundleQuery) -> list[BundleRecord]:
     return _with_tags_and_links(conn, rows)
 
 
+def _json_value(text: str) -> Any:
+    """A JSON column's value; ``{}`` (most params and code versions) without the parser."""
+    return {} if text == "{}" else json.loads(text)
+
+
 def _with_tags_and_links(conn: Connection, rows: Sequence[Any]) -> list[BundleRecord]:
     uuids = [r.uuid for r in rows]
     tag_map: dict[str, dict[str, str]] = {u: {} for u in uuids}
@@ -253,9 +260,9 @@ def _with_tags_and_links(conn: Connection, rows: Sequence[Any]) -> list[BundleRe
             committed=bool(r.committed),
             content_hash=r.content_hash,
             presentation=r.presentation,
-            data=json.loads(r.data),
-            params=json.loads(r.params),
-            code_version=json.loads(r.code_version),
+            data=_json_value(r.data),
+            params=_json_value(r.params),
+            code_version=_json_value(r.code_version),
             start_time=r.start_time,
             stop_time=r.stop_time,
             file_count=r.file_count,

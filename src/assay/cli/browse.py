@@ -1,15 +1,15 @@
-"""Commands that read bundles: ``assay ls``, ``assay search``, ``assay show``, ``assay cat``."""
+"""Commands that read bundles: ``assay ls``, ``assay search``, ``assay show``, ``assay cat``.
+
+The catalog (SQLAlchemy) is imported when a command runs, not with this module, so a command's
+``--help`` and shell completion of its options stay light.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
-from assay.bundles import operations
-from assay.bundles.workspace import open_workspace
 from assay.cli.output import (
     Output,
     bundle_dict,
@@ -33,7 +33,12 @@ from assay.cli.session import (
     require_context,
 )
 from assay.core.errors import BundleNotFound, InvalidInput
-from assay.core.records import BundleRecord, FileEntry
+from assay.core.gcpause import importing
+
+if TYPE_CHECKING:  # Rich is imported when a table is drawn (a long listing draws none)
+    from rich.console import Console
+
+    from assay.core.records import BundleRecord, FileEntry
 
 
 def _newest_per_name(records: list[BundleRecord]) -> list[BundleRecord]:
@@ -44,13 +49,12 @@ def _newest_per_name(records: list[BundleRecord]) -> list[BundleRecord]:
 
 
 def _show_listing(out: Output, records: list[BundleRecord], empty: str) -> None:
-    def render(console: Console) -> None:
-        if records:
-            print_bundles(console, records)
-        else:
-            console.print(Text(empty))
-
-    out.emit([bundle_dict(record) for record in records], render)
+    if out.json:
+        out.emit([bundle_dict(record) for record in records])
+    elif records:
+        print_bundles(out, records)
+    else:
+        out.emit(None, empty)
 
 
 def ls(
@@ -63,6 +67,10 @@ def ls(
     json_output: JsonOption = False,
 ) -> None:
     """List the newest version of every bundle, or the versions of NAME."""
+    with importing():
+        from assay.bundles import operations
+        from assay.bundles.workspace import open_workspace
+
     out = Output.of(ctx)
     context_name = require_context(context)
     workspace = open_workspace()
@@ -119,6 +127,10 @@ def search(
     json_output: JsonOption = False,
 ) -> None:
     """Find bundle versions by name pattern, tags, date and committed state (newest first)."""
+    with importing():
+        from assay.bundles import operations
+        from assay.bundles.workspace import open_workspace
+
     out = Output.of(ctx)
     tags = parse_tags(tag)
     context_name = require_context(context)
@@ -129,6 +141,8 @@ def search(
 
 
 def _details(record: BundleRecord) -> list[tuple[str, Any]]:
+    from rich.text import Text
+
     dependencies = Text()
     for index, dependency in enumerate(record.dependencies):
         if index:
@@ -178,6 +192,10 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Everything about one bundle: identity, provenance, tags and files."""
+    with importing():
+        from assay.bundles import operations
+        from assay.bundles.workspace import open_workspace
+
     out = Output.of(ctx)
     context_name = require_context(context)
     workspace = open_workspace()
@@ -211,6 +229,10 @@ def cat(
 
     Files are checked against their hashes before they are shown.
     """
+    with importing():
+        from assay.bundles import operations
+        from assay.bundles.workspace import open_workspace
+
     out = Output.of(ctx)
     if name is None and uuid is None:
         raise InvalidInput("give a bundle name or --uuid")

@@ -17,6 +17,9 @@ import typer.main
 from typer._click import Command
 from typer.core import TyperCommand
 
+from assay.cli import plainparams
+from assay.core.gcpause import importing
+
 
 @dataclass(frozen=True)
 class LazyCommand:
@@ -82,7 +85,9 @@ def load(name: str) -> Command | None:
     spec = BY_NAME.get(name)
     if spec is None:
         return None
-    target = getattr(importlib.import_module(spec.module), spec.attribute)
+    with importing():  # the collector waits, then leaves the modules out (core/gcpause.py)
+        module = importlib.import_module(spec.module)
+    target = getattr(module, spec.attribute)
     command: Command
     if spec.group:
         _extend(name, target)
@@ -92,7 +97,7 @@ def load(name: str) -> Command | None:
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name
-    _loaded[name] = command
+    _loaded[name] = plainparams.install(command)
     return command
 
 

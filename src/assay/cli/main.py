@@ -29,7 +29,7 @@ from typer._click import Context as ClickContext  # the Context type TyperGroup.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from assay.cli import lazy
+from assay.cli import lazy, plainparams
 from assay.cli.output import report_error
 from assay.cli.session import JsonOption, Session, session
 from assay.core.errors import AssayError
@@ -85,6 +85,14 @@ class AssayGroup(TyperGroup):
         self._listing = True
         try:
             super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def shell_complete(self, ctx: ClickContext, incomplete: str) -> list[Any]:
+        # Completing a command's name lists names and one-line help, importing no command.
+        self._listing = True
+        try:
+            return super().shell_complete(ctx, incomplete)
         finally:
             self._listing = False
 
@@ -161,8 +169,8 @@ app = typer.Typer(
     help="Assay: versioned, content-addressed bundles of data in named contexts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
+    context_settings={"help_option_names": plainparams.HELP_OPTION_NAMES},
 )
 
 
@@ -191,7 +199,7 @@ def _exit_code(code: object) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console-script entry point; returns the process exit code."""
-    command = typer.main.get_command(app)
+    command = plainparams.install(typer.main.get_command(app))
     try:
         command.main(
             args=list(argv) if argv is not None else None,

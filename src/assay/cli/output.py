@@ -3,6 +3,9 @@
 Human output goes through a Rich console on stdout (no colour or markup taken from data: every
 cell from the catalog is a ``Text``). Machine output is exactly one JSON document on stdout.
 Errors are one line on stderr.
+
+Rich is imported when something is first rendered with it, not with this module: a long
+listing (``ls`` at 1,000 bundles) and JSON output never need it.
 """
 
 from __future__ import annotations
@@ -14,16 +17,18 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich import box
-from rich.console import Console, RenderableType
-from rich.table import Table
-from rich.text import Text
 
 from assay.cli.session import session
-from assay.core.records import BundleRecord, FileEntry
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.table import Table
+    from rich.text import Text
+
+    from assay.core.records import BundleRecord, FileEntry
 
 #: Width used when stdout is not a terminal (pipes, files, tests), unless COLUMNS says otherwise.
 PLAIN_WIDTH = 100
@@ -140,6 +145,8 @@ def bundle_dict(record: BundleRecord, files: Sequence[FileEntry] | None = None) 
 
 # -- Rich -----------------------------------------------------------------------------------
 def make_console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     is_terminal = stream.isatty()
     width = None if is_terminal else _plain_width()
@@ -155,10 +162,15 @@ def _plain_width() -> int:
 
 def cell(value: Any) -> Text:
     """A table cell that shows ``value`` literally (no Rich markup from user data)."""
+    from rich.text import Text
+
     return Text("" if value is None else str(value))
 
 
 def table(*columns: str, title: str | None = None) -> Table:
+    from rich import box
+    from rich.table import Table
+
     result = Table(
         *columns,
         title=title,
@@ -172,6 +184,9 @@ def table(*columns: str, title: str | None = None) -> Table:
 
 
 def key_value_table(rows: Iterable[tuple[str, Any]]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -213,10 +228,10 @@ _LISTING_HEADERS = ("name", "uuid", "created", "commit", "type", "files", "size"
 _RIGHT_ALIGNED = {5, 6}
 
 
-def print_bundles(console: Console, records: Sequence[BundleRecord]) -> None:
+def print_bundles(out: Output, records: Sequence[BundleRecord]) -> None:
     """The ``ls``/``search`` listing: a Rich table, or plain columns when it is long."""
     if len(records) <= PLAIN_LISTING_ROWS:
-        console.print(bundles_table(records))
+        out.console.print(bundles_table(records))
         return
     rows = [
         (
@@ -243,8 +258,7 @@ def print_bundles(console: Console, records: Sequence[BundleRecord]) -> None:
         ).rstrip()
 
     lines = [line(_LISTING_HEADERS), line(["-" * w for w in widths]), *map(line, rows)]
-    console.file.write("\n".join(lines) + "\n")
-    console.file.flush()
+    out.write("\n".join(lines) + "\n")
 
 
 # -- one command's output -------------------------------------------------------------------
@@ -265,6 +279,12 @@ class Output:
             self._console = make_console()
         return self._console
 
+    def write(self, text: str) -> None:
+        """Plain text as it is (no Rich), where the console writes."""
+        stream = self._console.file if self._console is not None else sys.stdout
+        stream.write(text)
+        stream.flush()
+
     def emit(
         self,
         payload: Any,
@@ -277,7 +297,7 @@ class Output:
         elif callable(human):
             human(self.console)
         elif isinstance(human, str):
-            self.console.print(Text(human))
+            self.console.print(cell(human))
         elif human is not None:
             self.console.print(human)
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from assay.core.errors import InvalidInput, NoCurrentContext
+from assay.core.gcpause import importing
 from assay.core.names import parse_tag_options
 
 
@@ -97,14 +98,19 @@ def require_context(name: str | None) -> str:
     """
     if name is not None:
         return name
-    from assay import api  # here, not at the top: ``assay --help`` imports no catalog
+    # Here, not at the top: ``assay --help`` imports no catalog. Not ``assay.api`` either: the
+    # bundles layer is all a listing needs, and the API imports much more.
+    with importing():  # see core/gcpause.py
+        from assay.bundles import current, operations
+        from assay.bundles.workspace import open_workspace
 
-    current = api.current_context()
-    if current is not None:
-        return current
-    if not api.ls_contexts():
-        api.context(DEFAULT_CONTEXT)  # 1 (exists) when another process just made it: fine
-        api.switch(DEFAULT_CONTEXT)
+    workspace = open_workspace()
+    found = current.current_context(workspace)
+    if found is not None:
+        return found
+    if not operations.list_contexts(workspace):
+        operations.create_context(workspace, DEFAULT_CONTEXT)  # another process may have too
+        current.switch(workspace, DEFAULT_CONTEXT)
         return DEFAULT_CONTEXT
     raise NoCurrentContext(
         "no current context: run 'assay context switch NAME' or pass --context NAME"

@@ -23,7 +23,6 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from assay.core.errors import (
     UnreadableFile,
 )
 from assay.core.hashing import LARGE_FILE_BYTES, hash_bytes, hash_file
+from assay.store.fileops import CopyReadError, copy_and_hash
 from assay.store.fileops import read_source as _read_source
 from assay.store.fileops import try_link as _try_link
 from assay.store.packs import PackSet, PackWriter
@@ -231,7 +231,7 @@ class BlobStore:
         """Store the bytes of ``source``; returns ``(blob hash, size)``.
 
         Small files are read once, hashed and written; large files are copied by the kernel
-        while another thread hashes them, so hashing overlaps the write.
+        while another thread hashes the copy right behind it, so hashing overlaps the write.
         """
         if before is None:
             try:
@@ -244,17 +244,30 @@ class BlobStore:
         return self._put_large(source, before), before.st_size
 
     def _put_large(self, source: Path, before: os.stat_result) -> str:
+        """Copy ``source`` to a temp file while hashing the copy (``copy_and_hash``), then
+        publish it, unless the source changed meanwhile (its size or mtime moved)."""
         temp = self._temp_path()
         try:
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                # One hashing thread: the copy is the bottleneck and needs the other core.
-                hashing = pool.submit(hash_file, source, before.st_size, False)
+            try:
+                source_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise UnreadableFile(f"cannot read {source}: {exc.strerror}") from None
+            try:
+                dest_fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
                 try:
-                    shutil.copyfile(source, temp)
+                    blob_hash, copied = copy_and_hash(source_fd, dest_fd)
                 finally:
-                    blob_hash = hashing.result()
+                    os.close(dest_fd)
+            except CopyReadError as exc:
+                raise UnreadableFile(f"cannot read {source}: {exc.strerror}") from None
+            finally:
+                os.close(source_fd)
             after = os.stat(source)
-            if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            if (copied, after.st_size, after.st_mtime_ns) != (
+                before.st_size,
+                before.st_size,
+                before.st_mtime_ns,
+            ):
                 raise InvalidInput(f"{source} changed while it was being added; try again")
             if self.size_of(blob_hash) == before.st_size:
                 _remove_quietly(temp)
@@ -264,10 +277,6 @@ class BlobStore:
             return blob_hash
         except OSError as exc:
             _remove_quietly(temp)
-            # sendfile names the source even when the write failed: a full disk can only be
-            # the write side, so decide by errno first.
-            if exc.errno not in _FULL_ERRNOS and str(exc.filename) == str(source):
-                raise UnreadableFile(f"cannot read {source}: {exc.strerror}") from None
             raise storage_error(exc, f"adding {source}") from None
         except BaseException:
             _remove_quietly(temp)
