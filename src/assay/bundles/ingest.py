@@ -21,14 +21,16 @@ from assay.core.hashing import LARGE_FILE_BYTES, hash_bytes
 from assay.core.records import FileEntry
 from assay.store.blobstore import BlobStore
 from assay.store.fileops import read_source
+from assay.store.packs import PACK_MIN_BLOBS
 from assay.store.statcache import StatCache, cached_hash
 
 _BATCH = 64
 _WORKERS = 4
 _TREE_LOOKUP_MIN_FILES = 32
 #: An add of at least this many new small files packs them (fewer stay loose: a pack per
-#: one-file add would make many tiny packs; ``gc --repack`` packs loose ones later).
-PACK_MIN_FILES = 16
+#: one-file add would make many tiny packs; ``gc --repack`` packs loose ones later). The same
+#: rule as remote pushes and pulls.
+PACK_MIN_FILES = PACK_MIN_BLOBS
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, bytes total)
 
