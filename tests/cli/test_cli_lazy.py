@@ -49,6 +49,9 @@ def test_help_and_version_import_no_catalog_nor_pandas(args: tuple[str, ...]) ->
         assert "switch" in out
         return
     assert heavy == []
+    # Help is Click's plain text: Rich (and the Markdown parser Typer's Rich help pulls in)
+    # would cost more than the rest of the command.
+    assert _heavy(modules, ("rich", "markdown_it")) == []
     assert out.strip()
 
 

@@ -20,7 +20,10 @@ from assay.cli.session import ContextOption, JsonOption, json_option, require_co
 from assay.core.errors import InvalidInput
 
 services_app = typer.Typer(
-    name="services", help="Registered services: show one's code hash.", no_args_is_help=True
+    rich_markup_mode=None,
+    name="services",
+    help="Registered services: show one's code hash.",
+    no_args_is_help=True,
 )
 
 

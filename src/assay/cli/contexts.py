@@ -15,6 +15,7 @@ from assay.core.names import check_context_name
 from assay.core.records import ContextInfo
 
 context_app = typer.Typer(
+    rich_markup_mode=None,
     name="context",
     help="Create, list, switch and remove contexts (named collections of bundles).",
     no_args_is_help=True,

@@ -34,11 +34,14 @@ from assay.jobs.reconcile import reconcile, reconcile_job
 from assay.jobs.records import JobEvent, JobRecord
 
 jobs_app = typer.Typer(
+    rich_markup_mode=None,
     name="jobs",
     help="Jobs of every kind (compute, questions, pipeline tasks): list, inspect, follow, stop.",
     no_args_is_help=True,
 )
-env_app = typer.Typer(name="env", help="Compute environments.", no_args_is_help=True)
+env_app = typer.Typer(
+    rich_markup_mode=None, name="env", help="Compute environments.", no_args_is_help=True
+)
 
 JobArgument = Annotated[
     str, typer.Argument(metavar="JOB_ID", help="A job id or unique prefix.", show_default=False)

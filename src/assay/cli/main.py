@@ -164,6 +164,8 @@ def _version_callback(value: bool) -> None:
 
 
 app = typer.Typer(
+    # Plain (Click) help on every group: Rich would cost ~90 ms of imports per --help.
+    rich_markup_mode=None,
     name="assay",
     cls=AssayGroup,
     help="Assay: versioned, content-addressed bundles of data in named contexts.",

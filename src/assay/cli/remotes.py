@@ -26,6 +26,7 @@ from assay.core.errors import InvalidInput
 from assay.core.remote_records import RemoteRemoval
 
 remote_app = typer.Typer(
+    rich_markup_mode=None,
     name="remote",
     help="Bind contexts to remotes (S3-compatible object storage, shared folders) and show them.",
     no_args_is_help=True,

@@ -19,8 +19,14 @@ from assay.core.manifest import Manifest
 from assay.core.names import check_context_name
 from assay.services.outputs import OUTPUT_CONTEXT_VARIABLE
 
-init_app = typer.Typer(name="init", help="Make new things: a service folder.", no_args_is_help=True)
+init_app = typer.Typer(
+    rich_markup_mode=None,
+    name="init",
+    help="Make new things: a service folder.",
+    no_args_is_help=True,
+)
 questions_app = typer.Typer(
+    rich_markup_mode=None,
     name="questions",
     help="Questions asked to services: list them, their events, replay one.",
     no_args_is_help=True,

@@ -15,6 +15,7 @@ from assay.cli.session import JsonOption
 from assay.core.errors import InvalidInput
 
 tokens_app = typer.Typer(
+    rich_markup_mode=None,
     name="tokens",
     help="Create, list and revoke bearer tokens for the HTTP API (scopes: read, write, admin).",
     no_args_is_help=True,
