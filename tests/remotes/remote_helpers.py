@@ -58,6 +58,30 @@ def start_moto(extra_env: dict[str, str] | None = None) -> MotoServer | None:
     return None
 
 
+#: The fake credentials moto_server accepts (boto3 refuses to sign without some).
+AWS_TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@contextlib.contextmanager
+def running_moto() -> Iterator[str]:
+    """A moto_server on loopback for the block: its endpoint (skipped, or failed under
+    ASSAY_REQUIRE_SERVICES=1, when it cannot start)."""
+    from helpers import skip_or_fail
+
+    server = start_moto()
+    if server is None:
+        skip_or_fail("moto_server could not be started")
+    assert server is not None
+    try:
+        yield server.endpoint
+    finally:
+        stop_moto(server)
+
+
 def stop_moto(server: MotoServer) -> None:
     server.process.terminate()
     try:

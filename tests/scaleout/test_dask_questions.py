@@ -35,19 +35,14 @@ from assay.jobs import store
 from assay.jobs.executors import dask_client
 from assay.jobs.executors.dask import _scheduler_task_states
 from assay.services import Child, events
-from helpers import skip_or_fail
 
 sys.path.insert(0, str(HERE.parent / "remotes"))
 sys.path.insert(0, str(HERE.parent / "cli"))
 from cli_helpers import expect_error, invoke
-from remote_helpers import make_bucket, start_moto, stop_moto
+from remote_helpers import AWS_TEST_CREDENTIALS, make_bucket, running_moto
 
 pytestmark = [pytest.mark.postgres, pytest.mark.dask, needs_dask]
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+CREDENTIALS = AWS_TEST_CREDENTIALS
 SRUID = "test/asker:1.0.0"
 APP = """
 import logging
@@ -92,12 +87,8 @@ TWINE = {
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[str]:
-    server = start_moto()
-    if server is None:
-        skip_or_fail("moto_server could not be started")
-    assert server is not None
-    yield server.endpoint
-    stop_moto(server)
+    with running_moto() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="module")

@@ -33,32 +33,24 @@ from helpers import POSTGRES_ADMIN_URL, skip_or_fail, temporary_postgres_databas
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "remotes"))
 from remote_helpers import (
+    AWS_TEST_CREDENTIALS,
     Remote,
     free_port,
     make_bucket,
     remote_keys,
-    start_moto,
-    stop_moto,
+    running_moto,
     write_remote_bytes,
 )
 
 pytestmark = pytest.mark.postgres
 ASSAY = str(Path(sys.executable).with_name("assay"))
-AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+AWS = AWS_TEST_CREDENTIALS
 
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[str]:
-    server = start_moto()
-    if server is None:
-        skip_or_fail("moto_server could not be started")
-    assert server is not None
-    yield server.endpoint
-    stop_moto(server)
+    with running_moto() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="module")
