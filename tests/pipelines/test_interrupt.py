@@ -81,7 +81,8 @@ def test_sigint_stops_running_tasks_cleanly(
     _, err = process.communicate(timeout=60)
 
     assert process.returncode == 130, err
-    assert err.strip().splitlines()[-1].startswith("error: interrupted: running tasks were")
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: interrupted: running tasks were"), err  # all of stderr
     names = {b.name for b in api.search(CTX)}
     assert names == {"Numbers"}  # finished before the stop: kept
     states = {j.spec["bundle_name"]: j.state for j in job_store.list_jobs(kind="pipeline_task")}
