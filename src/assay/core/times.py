@@ -22,13 +22,12 @@ def parse_when(value: str | datetime | float | None) -> float | None:
     if isinstance(value, datetime):
         return value.timestamp()
     text = value.strip()
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        pass
-    for fmt in _FORMATS:
+    parsers = [datetime.fromisoformat] + [
+        lambda t, f=fmt: datetime.strptime(t, f) for fmt in _FORMATS
+    ]
+    for parse in parsers:  # the first form that reads the text wins
         try:
-            return datetime.strptime(text, fmt).timestamp()
+            return parse(text).timestamp()
         except ValueError:
             continue
     raise InvalidInput(

@@ -38,6 +38,7 @@ floor of a job's round trip.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -167,10 +168,8 @@ class _Capture:
             if before:
                 self._send(before)
             with self._condition:
-                try:
+                if number.isdigit():  # a marker the app's own output mangled is not a sync
                     self._seen = max(self._seen, int(number))
-                except ValueError:
-                    pass
                 self._condition.notify_all()
             return
         self._send(line)
@@ -215,10 +214,10 @@ def _redirect(channel: Channel) -> list[_Capture]:
 
 def _flush_std_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        # A stream the app closed or replaced may refuse: what it held is lost either way,
+        # and the worker must still report the question's outcome.
+        with contextlib.suppress(Exception):
             stream.flush()
-        except Exception:
-            pass
 
 
 def _finish_capture(captures: list[_Capture]) -> None:

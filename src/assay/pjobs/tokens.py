@@ -9,6 +9,7 @@ job at once by changing the secret. Tokens are compared in constant time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -50,9 +51,9 @@ def server_secret(settings: Settings) -> bytes:
     finally:
         os.close(fd)
     try:
-        os.link(temp, path)  # fails when another process made the secret first: use theirs
-    except FileExistsError:
-        pass
+        # Fails when another process made the secret first: theirs is read below.
+        with contextlib.suppress(FileExistsError):
+            os.link(temp, path)
     finally:
         temp.unlink()
     return _read_secret(path)
