@@ -122,6 +122,12 @@ def new_job_row(
     }
 
 
+def _recreated_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """What a forced re-creation resets: a new job's row but its id, creation time and event
+    sequence (the job keeps its history)."""
+    return {k: v for k, v in row.items() if k not in ("job_id", "created", "last_seq")}
+
+
 # -- creating -----------------------------------------------------------------------------------
 def create_job(
     kind: str,
@@ -195,28 +201,19 @@ def create_job(
                 conn,
                 job_id,
                 old_machine.terminal_states(),
-                {
-                    "kind": kind,
-                    "machine": machine,
-                    "state": initial.name,
-                    "state_code": initial.code,
-                    "environment": environment,
-                    "owner": owner,
-                    "spec": spec_text,
-                    "result": None,
-                    "error": None,
-                    "updated": now,
-                    "started": None,
-                    "finished": None,
-                    "last_seen": None,
-                    "pid": None,
-                    "pgid": None,
-                    "host": None,
-                    "workdir": None,
-                    "stop_requested": False,
-                    "parent_job_id": parent_job_id,
-                    "launch": None,
-                },
+                _recreated_fields(
+                    new_job_row(
+                        job_id,
+                        kind,
+                        machine,
+                        initial,
+                        environment,
+                        owner,
+                        spec_text,
+                        parent_job_id,
+                        now,
+                    )
+                ),
             )
             if updated is None:  # someone else moved it meanwhile
                 raise InvalidTransition(f"cannot recreate job {job_id}: it changed meanwhile")
