@@ -45,6 +45,7 @@ from assay.core.manifest import Manifest, local_files_refused
 from assay.services import registry
 from assay.services.config import LOCAL_SRUID, ServiceConfig, parse_sruid
 from assay.services.context import current_question, to_manifest
+from assay.services.exceptions import ask_again
 from assay.services.twine import Twine, load_twine
 
 install_downloader()  # manifests handed to apps and askers can download their datasets
@@ -379,17 +380,17 @@ class _Attempts:
             except QuestionCancelled:
                 raise
             except Exception as error:
-                if retry >= self.max_retries or isinstance(error, self.prevent_retries_when):
-                    raise
-                retry += 1
-                logger.warning(
-                    "question %s to %s failed (%s); asking again (retry %d of %d)",
-                    self.question_uuid,
-                    self.service.sruid,
+                if not ask_again(
                     error,
                     retry,
                     self.max_retries,
-                )
+                    self.prevent_retries_when,
+                    self.question_uuid,
+                    self.service.sruid,
+                    logger,
+                ):
+                    raise
+                retry += 1
                 self.question_uuid = str(uuid_module.uuid4())
 
     def _once(self, retry: int, started: threading.Event | None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ types), plus which service and question an exception came from.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from assay.jobs.payloads import exception_payload, type_name
@@ -23,3 +24,27 @@ def rebuild_exception(
     error.service_id = service_id  # type: ignore[attr-defined]
     error.question_uuid = question_uuid  # type: ignore[attr-defined]
     return error
+
+
+def ask_again(
+    error: Exception,
+    retry: int,
+    max_retries: int,
+    prevent_retries_when: tuple[type[BaseException], ...],
+    question_uuid: str,
+    service_id: str,
+    log: logging.Logger,
+) -> bool:
+    """Octue's retry rule for a failed question (every backend's): True, after a warning on
+    ``log``, when retry ``retry + 1`` is allowed for ``error``."""
+    if retry >= max_retries or isinstance(error, prevent_retries_when):
+        return False
+    log.warning(
+        "question %s to %s failed (%s); asking again (retry %d of %d)",
+        question_uuid,
+        service_id,
+        error,
+        retry + 1,
+        max_retries,
+    )
+    return True

@@ -49,7 +49,7 @@ from assay.core.errors import (
 from assay.core.manifest import Manifest, local_files_refused
 from assay.services.context import current_question, to_manifest
 from assay.services.delivery import Delivery
-from assay.services.exceptions import rebuild_exception
+from assay.services.exceptions import ask_again, rebuild_exception
 from assay.services.http_client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Server
 from assay.services.twine import Twine
 
@@ -154,16 +154,8 @@ def ask(
         except QuestionCancelled:
             raise
         except Exception as error:
-            if retry < max_retries and not isinstance(error, prevent_retries_when):
+            if ask_again(error, retry, max_retries, prevent_retries_when, uuid, child.id, logger):
                 retry += 1
-                logger.warning(
-                    "question %s to %s failed (%s); asking again (retry %d of %d)",
-                    uuid,
-                    child.id,
-                    error,
-                    retry,
-                    max_retries,
-                )
                 uuid = str(uuid_module.uuid4())
                 continue
             if raise_errors:
