@@ -11,16 +11,17 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
 
-from assay.bundles import maintenance
-from assay.bundles.workspace import open_workspace
+from assay.bundles import maintenance, operations
+from assay.bundles.workspace import Workspace, open_workspace
+from assay.catalog import queries
 from assay.catalog.schema import bundles, metadata
-from assay.core.records import GcReport
+from assay.core.records import BundleRecord, Dependency, GcReport
 from assay.store.packs import PackSet
 
 PYTHON = sys.executable
@@ -216,3 +217,48 @@ def truncate_catalog(url: str) -> None:
                 conn.execute(text(f"TRUNCATE {names} CASCADE"))
     finally:
         engine.dispose()
+
+
+def make_bundles(
+    context: str,
+    names: Sequence[str],
+    parents: Mapping[str, Sequence[str]] | None = None,
+    *,
+    tags: Mapping[str, Mapping[str, str]] | None = None,
+    created: Mapping[str, float] | None = None,
+    workspace: Workspace | None = None,
+) -> dict[str, str]:
+    """Bundles ``names`` in ``context`` (made if missing); ``parents[n]`` are the names ``n``
+    depends on. Written through the catalog's own insert (one transaction for the whole
+    graph), with no files. Returns ``{name: uuid}``."""
+    workspace = workspace or open_workspace()
+    operations.create_context(workspace, context)
+    uuids = {name: str(uuid.uuid4()) for name in names}
+    with workspace.write() as conn:
+        ctx_id = operations.require_context(conn, context)
+        for position, name in enumerate(names):
+            record = BundleRecord(
+                uuid=uuids[name],
+                context=context,
+                name=name,
+                processing_name=name,
+                owner="test",
+                created=(created or {}).get(name, 1_700_000_000.0 + position),
+                committed=True,
+                content_hash="0" * 64,
+                presentation="json",
+                data={"value": position},
+                params={},
+                code_version={},
+                start_time=None,
+                stop_time=None,
+                file_count=0,
+                total_size=0,
+                tags=dict((tags or {}).get(name, {})),
+                dependencies=tuple(
+                    Dependency(uuids[p], "depends_on", f"in{i}")
+                    for i, p in enumerate((parents or {}).get(name, ()))
+                ),
+            )
+            queries.insert_bundle(conn, ctx_id, record, [])
+    return uuids

@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import uuid as uuid_module
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,9 @@ from pathlib import Path
 import httpx
 
 from assay.auth import tokens
-from assay.bundles import operations
 from assay.bundles.workspace import Workspace, open_workspace
-from assay.catalog import queries
-from assay.core.records import BundleRecord, Dependency
 from assay.core.settings import Settings
+from helpers import make_bundles
 
 
 @dataclass
@@ -106,32 +103,4 @@ def make_graph(
     parents: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, str]:
     """Bundles with provenance edges written through the catalog's own insert."""
-    operations.create_context(workspace, context)
-    uuids = {name: str(uuid_module.uuid4()) for name in names}
-    with workspace.write() as conn:
-        ctx_id = operations.require_context(conn, context)
-        for position, name in enumerate(names):
-            record = BundleRecord(
-                uuid=uuids[name],
-                context=context,
-                name=name,
-                processing_name=name,
-                owner="test",
-                created=1_700_000_000.0 + position,
-                committed=True,
-                content_hash="0" * 64,
-                presentation="json",
-                data={"value": position},
-                params={},
-                code_version={},
-                start_time=None,
-                stop_time=None,
-                file_count=0,
-                total_size=0,
-                dependencies=tuple(
-                    Dependency(uuids[p], "depends_on", f"in{i}")
-                    for i, p in enumerate((parents or {}).get(name, ()))
-                ),
-            )
-            queries.insert_bundle(conn, ctx_id, record, [])
-    return uuids
+    return make_bundles(context, names, parents, workspace=workspace)
