@@ -12,6 +12,7 @@ import uuid as uuid_module
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 from server_helpers import ApiServer
 
@@ -137,13 +138,11 @@ def _wait_for(condition: object, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def test_files_of_a_packed_bundle_are_served_verified(api: ApiServer) -> None:
-    """A tar of many small files is stored in a pack file (no loose blob): each file is still
-    served, from a verified copy out of the pack, with Range."""
+def _upload_tar(api: ApiServer, files: dict[str, bytes]) -> httpx.Response:
+    """Upload ``files`` as a tar (16 or more small files: stored in a pack) to a new context."""
     import io
     import tarfile
 
-    files = {f"part-{i:02d}.txt": f"small file {i}\n".encode() * (i + 1) for i in range(20)}
     body = io.BytesIO()
     with tarfile.open(fileobj=body, mode="w") as tar:
         for name, data in files.items():
@@ -153,12 +152,19 @@ def test_files_of_a_packed_bundle_are_served_verified(api: ApiServer) -> None:
     context = f"packed-{uuid_module.uuid4().hex[:8]}"
     with api.client(api.writer) as client:
         assert client.post("/api/v1/contexts", json={"name": context}).status_code == 201
-        made = client.post(
+        return client.post(
             f"/api/v1/contexts/{context}/bundles",
             params={"name": "many"},
             content=body.getvalue(),
             headers={"Content-Type": "application/x-tar"},
         )
+
+
+def test_files_of_a_packed_bundle_are_served_verified(api: ApiServer) -> None:
+    """A tar of many small files is stored in a pack file (no loose blob): each file is still
+    served, from a verified copy out of the pack, with Range."""
+    files = {f"part-{i:02d}.txt": f"small file {i}\n".encode() * (i + 1) for i in range(20)}
+    made = _upload_tar(api, files)
     assert made.status_code == 201, made.text
     uuid = made.json()["uuid"]
     with api.client(api.reader) as client:
@@ -176,25 +182,8 @@ def test_files_of_a_packed_bundle_are_served_verified(api: ApiServer) -> None:
 
 
 def test_a_damaged_copy_of_a_packed_blob_is_made_again(api: ApiServer) -> None:
-    import io
-    import tarfile
-
     files = {f"p{i:02d}.txt": f"packed {i}\n".encode() for i in range(20)}
-    body = io.BytesIO()
-    with tarfile.open(fileobj=body, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    context = f"packed-{uuid_module.uuid4().hex[:8]}"
-    with api.client(api.writer) as client:
-        assert client.post("/api/v1/contexts", json={"name": context}).status_code == 201
-        made = client.post(
-            f"/api/v1/contexts/{context}/bundles",
-            params={"name": "many"},
-            content=body.getvalue(),
-            headers={"Content-Type": "application/x-tar"},
-        )
+    made = _upload_tar(api, files)
     uuid = made.json()["uuid"]
     url = f"/api/v1/bundles/{uuid}/files/p03.txt"
     with api.client(api.reader) as client:
